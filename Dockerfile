@@ -1,0 +1,46 @@
+# syntax=docker/dockerfile:1
+# One image for every Liandong service; the service to run is chosen at start-up by $SERVICE:
+#   docker build -t liandong .
+#   docker run --rm -e SERVICE=tracker -e AMQP_URI=amqp://... liandong
+FROM python:3.11-slim
+
+# PYTHONPATH=/app: the copied sources (next to contracts/ and config.yaml) win over the
+# copy that `pip install .` puts in site-packages, also for the `liandong` console script
+# (shared/standards.py finds contracts/ relative to the shared package).
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PYTHONPATH=/app \
+    LIANDONG_DATA_DIR=/data
+
+# Unprivileged runtime user; the code stays root-owned (read-only for the app), only the
+# data directory (SQLite files, logs when DATABASE_URL is not set) is writable.
+RUN groupadd --system --gid 10001 liandong \
+ && useradd --system --uid 10001 --gid liandong --home-dir /app --no-create-home \
+            --shell /usr/sbin/nologin liandong \
+ && mkdir -p /data \
+ && chown liandong:liandong /data
+
+WORKDIR /app
+
+# Pinned dependencies first: this layer is reused as long as requirements.txt is unchanged.
+COPY requirements.txt ./
+RUN pip install -r requirements.txt
+
+# Then the project itself (no dependency resolution: everything is pinned above).
+COPY pyproject.toml config.yaml ./
+COPY shared/ ./shared/
+COPY services/ ./services/
+COPY contracts/ ./contracts/
+RUN pip install --no-deps . \
+ && rm -rf build ./*.egg-info
+
+USER liandong
+
+# RPC round-trip to the service over RabbitMQ (compose overrides this with the same check).
+HEALTHCHECK --interval=15s --timeout=15s --start-period=40s --retries=3 \
+    CMD python -m shared.healthcheck "$SERVICE"
+
+# exec: nameko becomes PID 1 and gets SIGTERM directly (graceful worker shutdown).
+CMD ["sh", "-c", "exec nameko run --config config.yaml services.${SERVICE:?set SERVICE to the service to run, e.g. tracker}.service"]

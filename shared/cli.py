@@ -1,0 +1,325 @@
+"""``liandong``: operate and use Liandong from a terminal.
+
+Every command has ``--help``. Commands that act on handoffs take ``--as ROLE`` with
+``--unit`` (and ``--county``) and sign a token for that identity with LIANDONG_SECRET,
+so the services check roles exactly as they do for the HTTP API.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from shared.auth import ROLES, Actor, issue_token
+from shared.deadletters import amqp_uri
+
+ROOT = Path(__file__).resolve().parent.parent
+SERVICES = ["police_handoff", "tracker"]
+
+
+def _print(obj) -> None:
+    print(json.dumps(obj, ensure_ascii=False, indent=2, default=str))
+
+
+def _token(args) -> str:
+    return issue_token(Actor(user_id=args.user or f"{args.role}@{args.unit}", role=args.role,
+                             unit=args.unit, county=args.county))
+
+
+def _payload(text: str | None) -> dict:
+    if not text:
+        return {}
+    if text.startswith("@"):
+        text = Path(text[1:]).read_text(encoding="utf-8")
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SystemExit(f"--payload is not valid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise SystemExit("--payload must be a JSON object")
+    return value
+
+
+def _rpc():
+    from nameko.standalone.rpc import ClusterRpcProxy
+    return ClusterRpcProxy({"AMQP_URI": amqp_uri()}, timeout=30)
+
+
+def _call(fn, *args):
+    from shared.errors import Rejected
+    try:
+        return fn(*args)
+    except Rejected as exc:
+        _print({"error": exc.to_dict()})
+        raise SystemExit(2) from None
+
+
+# ------------------------------------------------------------------ run
+
+def service_command(name: str) -> list[str]:
+    return [sys.executable, "-m", "nameko", "run", "--config", str(ROOT / "config.yaml"),
+            f"services.{name}.service"]
+
+
+def wait_healthy(name: str, timeout: float = 60.0) -> bool:
+    from shared.healthcheck import check
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            check(name, timeout=3)
+            return True
+        except Exception:  # noqa: BLE001 - not up yet
+            time.sleep(0.5)
+    return False
+
+
+def cmd_run(args) -> int:
+    services = args.service or SERVICES
+    log_dir = Path(os.environ.get("LIANDONG_DATA_DIR", ROOT / "var")) / "log"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    children: dict[str, subprocess.Popen] = {}
+
+    def start(name):
+        log = open(log_dir / f"{name}.log", "ab")
+        children[name] = subprocess.Popen(service_command(name), cwd=ROOT, env=env,
+                                          stdout=log, stderr=subprocess.STDOUT)
+
+    stopping = False
+
+    def stop(*_):
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    for i, name in enumerate(services, 1):
+        start(name)
+        print(f"[{i}/{len(services)}] starting {name} ...", flush=True)
+    for name in services:
+        if not wait_healthy(name, args.timeout):
+            print(f"{name} did not become healthy; see {log_dir / (name + '.log')}",
+                  file=sys.stderr)
+            stop()
+            break
+        print(f"  {name:16s} ready  rpc: {name}.*  log: {log_dir / (name + '.log')}", flush=True)
+    if not stopping:
+        print(f"Liandong is running on {amqp_uri().rsplit('@', 1)[-1]} "
+              f"(databases: {os.environ.get('DATABASE_URL') or 'SQLite in ' + str(log_dir.parent)})."
+              " Try: liandong procedure | liandong --help. Ctrl-C stops.", flush=True)
+    if args.detach:
+        return 0 if not stopping else 1
+    while not stopping:
+        for name, proc in list(children.items()):
+            if proc.poll() is not None:
+                print(f"{name} exited with {proc.returncode}; restarting", file=sys.stderr)
+                start(name)
+        time.sleep(1)
+    for proc in children.values():
+        proc.terminate()
+    for proc in children.values():
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    return 0
+
+
+# ------------------------------------------------------------------ commands
+
+def cmd_token(args) -> int:
+    print(_token(args))
+    return 0
+
+
+def cmd_procedure(args) -> int:
+    from shared.procedure import Procedure
+    proc = Procedure.load(args.kind)
+    for row in proc.table():
+        target = row["to"] or " | ".join(f"{k}->{v}" for k, v in row["outcomes"].items())
+        sources = ",".join(row["from"]) or "(new)"
+        print(f"{row['command']:24s} {sources:45s} -> {target:28s} "
+              f"by {','.join(row['roles']):28s} art. {row['article'] or '-'}")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from shared.errors import InvalidInput
+    from shared.standards import FactError, judgment_rules
+    try:
+        _print([r.to_dict() for r in judgment_rules().evaluate(_payload(args.facts))])
+    except FactError as exc:
+        _print({"error": InvalidInput("invalid facts", {"facts": exc.errors}).to_dict()})
+        return 2
+    return 0
+
+
+def cmd_referral(args) -> int:
+    token = _token(args)
+    with _rpc() as rpc:
+        svc = rpc.police_handoff
+        if args.action == "create":
+            _print(_call(svc.create, token, args.command, _payload(args.payload)))
+        elif args.action == "act":
+            _print(_call(svc.act, token, args.referral_id, args.command, _payload(args.payload)))
+        elif args.action == "show":
+            _print(_call(svc.get, token, args.referral_id))
+        elif args.action == "list":
+            _print(_call(svc.list, token, args.state, args.county_filter))
+    return 0
+
+
+def cmd_outbox(args) -> int:
+    from shared.messaging import backlog
+    for name in args.service or SERVICES:
+        _print(backlog(_store(name)))
+    return 0
+
+
+def _store(name: str):
+    import importlib
+    return importlib.import_module(f"services.{name}.store").store
+
+
+def cmd_relay(args) -> int:
+    from shared.logging import configure_logging
+    from shared.messaging import Relay
+    configure_logging(f"{args.service}.relay")
+    relay = Relay(_store(args.service), amqp_uri())
+    if args.once:
+        print(f"published {relay.drain()} events")
+        return 0
+    running = True
+
+    def stop(*_):
+        nonlocal running
+        running = False
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    relay.run(stop=lambda: not running, wake=time.sleep)
+    return 0
+
+
+def cmd_dead_letters(args) -> int:
+    from shared import deadletters
+    if args.action == "list":
+        items = deadletters.list_dead_letters(args.limit)
+        for i, item in enumerate(items):
+            print(f"#{i} queue={item['queue']} key={item['routing_key']} "
+                  f"error={item['error']} at={item['failed_at']}\n   reason: {item['reason']}")
+        print(f"{len(items)} dead letter(s) shown")
+    elif args.action == "replay":
+        def progress(n):
+            print(f"\rreplayed {n}", end="", flush=True)
+        match = (lambda d: d["queue"] == args.queue) if args.queue else (lambda d: True)
+        result = deadletters.replay(match=match, limit=args.limit, progress=progress)
+        print(f"\nreplayed {result['replayed']}, left {result['skipped']} in the queue")
+    elif args.action == "purge":
+        print(f"purged {deadletters.purge()} dead letter(s)")
+    return 0
+
+
+def cmd_health(args) -> int:
+    from shared.healthcheck import check
+    status = 0
+    for name in args.service or SERVICES:
+        try:
+            _print(check(name, timeout=args.timeout))
+        except Exception as exc:  # noqa: BLE001
+            print(f"{name}: unhealthy ({type(exc).__name__}: {exc})")
+            status = 1
+    return status
+
+
+# ------------------------------------------------------------------ parser
+
+def _identity(p) -> None:
+    p.add_argument("--as", dest="role", required=True, choices=sorted(ROLES),
+                   help="role to act as")
+    p.add_argument("--unit", required=True, help="the acting unit, e.g. lucheng-team-1")
+    p.add_argument("--county", help="county code of the actor (e.g. lucheng)")
+    p.add_argument("--user", help="user id (default ROLE@UNIT)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="liandong", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("run", help="start the services and supervise them")
+    p.add_argument("--service", action="append", choices=SERVICES,
+                   help="only this service (repeatable); default all")
+    p.add_argument("--timeout", type=float, default=60, help="seconds to wait for health")
+    p.add_argument("--detach", action="store_true",
+                   help="return once healthy, leaving the services running")
+    p.set_defaults(fn=cmd_run)
+
+    p = sub.add_parser("health", help="ask each service's health RPC")
+    p.add_argument("--service", action="append", choices=SERVICES)
+    p.add_argument("--timeout", type=float, default=5)
+    p.set_defaults(fn=cmd_health)
+
+    p = sub.add_parser("token", help="print a signed bearer token for an identity")
+    _identity(p)
+    p.set_defaults(fn=cmd_token)
+
+    p = sub.add_parser("procedure", help="print a procedure's transition table")
+    p.add_argument("--kind", default="criminal_referral")
+    p.set_defaults(fn=cmd_procedure)
+
+    p = sub.add_parser("evaluate", help="judgment standards on a case's facts (JSON)")
+    p.add_argument("facts", help='JSON object, or @file, e.g. \'{"passengers": 63, ...}\'')
+    p.set_defaults(fn=cmd_evaluate)
+
+    p = sub.add_parser("referral", help="criminal referrals: create, act, show, list")
+    rsub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    r = rsub.add_parser("create", help="draft a referral or open a reverse transfer")
+    _identity(r)
+    r.add_argument("--command", default="draft", choices=["draft", "open_reverse_transfer"])
+    r.add_argument("--payload", required=True, help="JSON object or @file")
+    r.set_defaults(fn=cmd_referral)
+    r = rsub.add_parser("act", help="apply a procedure step (see `liandong procedure`)")
+    _identity(r)
+    r.add_argument("referral_id")
+    r.add_argument("command")
+    r.add_argument("--payload", help="JSON object or @file")
+    r.set_defaults(fn=cmd_referral)
+    r = rsub.add_parser("show", help="status, timeline, next actions for your role")
+    _identity(r)
+    r.add_argument("referral_id")
+    r.set_defaults(fn=cmd_referral)
+    r = rsub.add_parser("list", help="referrals visible to you")
+    _identity(r)
+    r.add_argument("--state")
+    r.add_argument("--in-county", dest="county_filter")
+    r.set_defaults(fn=cmd_referral)
+
+    p = sub.add_parser("outbox", help="show each service's unsent outbox backlog")
+    p.add_argument("--service", action="append", choices=SERVICES)
+    p.set_defaults(fn=cmd_outbox)
+
+    p = sub.add_parser("relay", help="run a service's outbox relay as its own process")
+    p.add_argument("--service", required=True, choices=SERVICES)
+    p.add_argument("--once", action="store_true", help="publish the backlog and exit")
+    p.set_defaults(fn=cmd_relay)
+
+    p = sub.add_parser("dead-letters", help="list, replay or purge dead letters")
+    p.add_argument("action", choices=["list", "replay", "purge"])
+    p.add_argument("--limit", type=int, default=100)
+    p.add_argument("--queue", help="replay only messages that failed in this queue")
+    p.set_defaults(fn=cmd_dead_letters)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.fn(args) or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,136 @@
+"""Database access for a service: its own database (SQLite file by default,
+PostgreSQL by ``DATABASE_URL``), cooperative under eventlet, plus the nameko
+dependency that hands each worker a transactional session.
+
+URL resolution for service ``police_handoff``:
+1. ``POLICE_HANDOFF_DATABASE_URL`` if set;
+2. ``DATABASE_URL`` if set — ``{service}`` in it is replaced by the service name, so one
+   template gives each service its own database
+   (``postgresql://postgres@127.0.0.1/liandong_{service}``);
+3. ``sqlite:///<LIANDONG_DATA_DIR or ./var>/<service>.db``.
+"""
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from pathlib import Path
+
+from sqlalchemy import MetaData, create_engine, event, text
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+_green_patched = False
+
+
+def data_dir() -> Path:
+    path = Path(os.environ.get("LIANDONG_DATA_DIR", "var"))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def database_url(service: str) -> str:
+    specific = os.environ.get(f"{service.upper()}_DATABASE_URL")
+    if specific:
+        return specific
+    template = os.environ.get("DATABASE_URL")
+    if template:
+        return template.replace("{service}", service)
+    return f"sqlite:///{data_dir() / (service + '.db')}"
+
+
+def normalize_url(url):
+    """Plain ``postgresql://`` means psycopg2 here (SQLAlchemy 2.1 would pick psycopg 3);
+    psycopg2 is the driver psycogreen makes cooperative under eventlet."""
+    parsed = make_url(url)
+    if parsed.drivername == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg2")
+    return parsed
+
+
+def _make_cooperative(url) -> None:
+    """psycopg2 blocks the whole process under eventlet unless psycogreen's wait
+    callback is installed; do it once, only when eventlet has patched sockets."""
+    global _green_patched
+    if _green_patched or not url.drivername.startswith("postgresql"):
+        return
+    try:
+        import eventlet.patcher
+    except ImportError:  # pragma: no cover - eventlet is a dependency
+        return
+    if eventlet.patcher.is_monkey_patched("socket"):
+        from psycogreen.eventlet import patch_psycopg
+        patch_psycopg()
+        _green_patched = True
+
+
+def ensure_database(url: str) -> None:
+    """Create the PostgreSQL database named in ``url`` if it does not exist yet."""
+    parsed = normalize_url(url)
+    if not parsed.drivername.startswith("postgresql"):
+        return
+    admin = create_engine(parsed.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            exists = conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"),
+                                  {"n": parsed.database}).scalar()
+            if not exists:
+                conn.execute(text(f'CREATE DATABASE "{parsed.database}"'))
+    finally:
+        admin.dispose()
+
+
+def make_engine(url: str) -> Engine:
+    parsed = normalize_url(url)
+    _make_cooperative(parsed)
+    if parsed.drivername.startswith("sqlite"):
+        engine = create_engine(parsed, connect_args={"timeout": 30, "check_same_thread": False})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn, _record):
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.close()
+
+        return engine
+    ensure_database(url)
+    return create_engine(parsed, pool_size=10, max_overflow=10, pool_pre_ping=True)
+
+
+class Store:
+    """One service's database: engine, schema creation and transactional sessions."""
+
+    def __init__(self, service: str, metadata: MetaData, url: str | None = None):
+        self.service = service
+        self.metadata = metadata
+        self.url = url or database_url(service)
+        self._engine: Engine | None = None
+        self._sessions: sessionmaker | None = None
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            self._engine = make_engine(self.url)
+            self.metadata.create_all(self._engine)
+            self._sessions = sessionmaker(self._engine, expire_on_commit=False)
+        return self._engine
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.engine.dialect.name == "postgresql"
+
+    def session(self) -> Session:
+        self.engine  # noqa: B018 - lazily creates engine and session factory
+        return self._sessions()
+
+    @contextmanager
+    def transaction(self):
+        """A session in one transaction: committed on success, rolled back on error."""
+        with self.session() as session, session.begin():
+            yield session
+
+    def dispose(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None

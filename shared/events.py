@@ -1,0 +1,48 @@
+"""Registry of every event type on the bus and its payload schema.
+
+Built from the procedure standards in ``contracts/standards`` and the command schemas
+in ``shared/schemas``; the JSON Schemas in ``contracts/schemas`` are generated from it.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+
+from marshmallow import ValidationError
+
+from shared.errors import InvalidInput
+from shared.schemas import criminal_referral
+from shared.schemas.handoff import event_schema
+from shared.standards import load_standard
+
+# procedure kind -> command schemas (one module per kind)
+KINDS = {
+    "criminal_referral": criminal_referral.COMMAND_SCHEMAS,
+}
+
+
+def _camel(name: str) -> str:
+    return "".join(p.capitalize() for p in name.replace(".", "_").split("_"))
+
+
+@lru_cache(maxsize=1)
+def event_schemas() -> dict[str, type]:
+    """event type ('criminal_referral.filed.v1') -> marshmallow payload schema class."""
+    registry: dict[str, type] = {}
+    for kind, commands in KINDS.items():
+        standard = load_standard(kind)
+        for step in standard.get("creations", []) + standard["transitions"]:
+            registry[step["event"]] = event_schema(
+                _camel(step["event"].rsplit(".", 1)[0]) + "Event", commands[step["command"]])
+    return registry
+
+
+def validate_payload(event_type: str, data) -> dict:
+    """Load ``data`` with its type's schema; raise InvalidInput naming the bad fields."""
+    schema_cls = event_schemas().get(event_type)
+    if schema_cls is None:
+        raise InvalidInput(f"unknown event type {event_type!r}", {"type": ["unknown"]})
+    try:
+        return schema_cls().load(data)
+    except ValidationError as exc:
+        raise InvalidInput(f"payload of {event_type} fails its schema",
+                           {"data": exc.messages}) from None

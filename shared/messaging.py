@@ -1,0 +1,196 @@
+"""Transactional outbox and idempotent inbox (the only implementation; every service
+uses it).
+
+* Outbox: ``stage(session, envelope)`` writes the event in the same transaction as
+  the state change. ``Relay`` publishes unsent rows with publisher confirms and only
+  then marks them sent; a crash before the mark re-publishes (at-least-once), which
+  the inbox on the consuming side turns into exactly-once effects.
+* Inbox: ``claim(session, consumer, envelope)`` records the event id in the
+  consumer's transaction; it returns False when the event was already applied.
+"""
+from __future__ import annotations
+
+import os
+import time
+from datetime import datetime, timezone
+
+import structlog
+from sqlalchemy import (BigInteger, Column, DateTime, Index, Integer, MetaData, String, Table,
+                        Text, func, insert, select, update)
+from sqlalchemy.exc import IntegrityError
+
+from shared import envelope as env
+
+log = structlog.get_logger(__name__)
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def messaging_tables(metadata: MetaData) -> dict[str, Table]:
+    """Add the outbox and inbox tables to a service's metadata (once)."""
+    if "outbox" in metadata.tables:
+        return {"outbox": metadata.tables["outbox"], "inbox": metadata.tables["inbox"]}
+    outbox = Table(
+        "outbox", metadata,
+        Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+               autoincrement=True),
+        Column("event_id", String(64), nullable=False, unique=True),
+        Column("type", String(120), nullable=False),
+        Column("subject", String(120), nullable=False),
+        Column("routing_key", String(200), nullable=False),
+        Column("body", Text, nullable=False),
+        Column("created_at", DateTime(timezone=True), nullable=False, default=utcnow),
+        Column("sent_at", DateTime(timezone=True), nullable=True),
+    )
+    Index("ix_outbox_unsent", outbox.c.id, postgresql_where=outbox.c.sent_at.is_(None),
+          sqlite_where=outbox.c.sent_at.is_(None))
+    inbox = Table(
+        "inbox", metadata,
+        Column("consumer", String(120), primary_key=True),
+        Column("event_id", String(64), primary_key=True),
+        Column("type", String(120), nullable=False),
+        Column("subject", String(120), nullable=False),
+        Column("sequence", Integer, nullable=False),
+        Column("received_at", DateTime(timezone=True), nullable=False, default=utcnow),
+    )
+    return {"outbox": outbox, "inbox": inbox}
+
+
+# --------------------------------------------------------------------------- outbox
+
+def stage(session, metadata: MetaData, envelope: dict) -> None:
+    """Write an event to the outbox inside the caller's transaction."""
+    outbox = messaging_tables(metadata)["outbox"]
+    session.execute(insert(outbox).values(
+        event_id=envelope["id"], type=envelope["type"], subject=envelope["subject"],
+        routing_key=envelope["type"], body=env.encode(envelope).decode("utf-8"),
+        created_at=utcnow()))
+
+
+def backlog(store) -> dict:
+    """Unsent outbox rows and the age of the oldest, for operators and metrics."""
+    outbox = messaging_tables(store.metadata)["outbox"]
+    with store.session() as s:
+        count, oldest = s.execute(select(func.count(), func.min(outbox.c.created_at))
+                                  .where(outbox.c.sent_at.is_(None))).one()
+    return {"service": store.service, "unsent": count,
+            "oldest": oldest.isoformat() if oldest else None}
+
+
+class Relay:
+    """Publishes a store's unsent outbox rows to RabbitMQ with publisher confirms.
+
+    Works inside nameko (eventlet; kombu/py-amqp are cooperative there) and in a
+    plain process (``python -m shared.relay``). Several relays on one PostgreSQL
+    database do not publish the same row twice at once (``FOR UPDATE SKIP LOCKED``).
+    """
+
+    def __init__(self, store, amqp_uri: str, batch: int = 500):
+        self.store = store
+        self.amqp_uri = amqp_uri
+        self.batch = batch
+        self._conn = None
+        self._producer = None
+        # LIANDONG_FAULT=crash_before_publish|crash_after_publish: die like kill -9 at
+        # that point (used by the tests that prove nothing is lost); unset in production.
+        self.fault = os.environ.get("LIANDONG_FAULT", "")
+
+    def _producer_ready(self):
+        from kombu import Connection, Producer
+        if self._producer is None:
+            self._conn = Connection(self.amqp_uri, transport_options={"confirm_publish": True},
+                                    heartbeat=0)
+            self._conn.ensure_connection(max_retries=3)
+            self._producer = Producer(self._conn.channel())
+            from shared.topology import declare
+            declare(self._conn)
+        return self._producer
+
+    def close(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.release()
+            except Exception:  # noqa: BLE001 - closing a broken connection
+                pass
+        self._conn = self._producer = None
+
+    def relay_once(self) -> int:
+        """Publish up to ``batch`` unsent rows; return how many were confirmed."""
+        outbox = messaging_tables(self.store.metadata)["outbox"]
+        query = (select(outbox.c.id, outbox.c.event_id, outbox.c.routing_key, outbox.c.body)
+                 .where(outbox.c.sent_at.is_(None)).order_by(outbox.c.id).limit(self.batch))
+        if self.store.is_postgres:
+            query = query.with_for_update(skip_locked=True)
+        with self.store.transaction() as s:
+            rows = s.execute(query).all()
+            if not rows:
+                return 0
+            if self.fault == "crash_before_publish":  # fault injection for tests (kill -9)
+                log.warning("fault_injected", fault=self.fault, pending=len(rows))
+                os._exit(137)
+            try:
+                producer = self._producer_ready()
+                for row in rows:
+                    # confirm_publish: returns only once the broker confirmed the message
+                    producer.publish(
+                        row.body.encode("utf-8"), exchange=env.EXCHANGE,
+                        routing_key=row.routing_key, content_type="application/cloudevents+json",
+                        content_encoding="utf-8", delivery_mode=2, message_id=row.event_id,
+                        retry=False)
+            except Exception:
+                self.close()
+                raise
+            if self.fault == "crash_after_publish":
+                log.warning("fault_injected", fault=self.fault, published=len(rows))
+                os._exit(137)
+            s.execute(update(outbox).where(outbox.c.id.in_([r.id for r in rows]))
+                      .values(sent_at=utcnow()))
+        return len(rows)
+
+    def drain(self) -> int:
+        total = 0
+        while n := self.relay_once():
+            total += n
+        return total
+
+    def run(self, stop, wake, idle_wait: float = 0.5) -> None:
+        """Loop until ``stop()`` is true; ``wake(timeout)`` blocks until woken or timeout."""
+        backoff = 0.5
+        while not stop():
+            try:
+                n = self.drain()
+                backoff = 0.5
+                if n:
+                    log.debug("outbox_relayed", service=self.store.service, count=n)
+                wake(idle_wait)
+            except Exception as exc:  # noqa: BLE001 - keep relaying after broker/DB faults
+                log.warning("outbox_relay_failed", service=self.store.service,
+                            error=f"{type(exc).__name__}: {exc}", retry_in=backoff)
+                time.sleep(backoff)
+                backoff = min(backoff * 2, 10)
+
+
+# --------------------------------------------------------------------------- inbox
+
+def claim(session, metadata: MetaData, consumer: str, envelope: dict) -> bool:
+    """Record that ``consumer`` applies ``envelope`` in this transaction.
+
+    Returns False if it was applied before (a redelivery): the caller then changes
+    nothing. A concurrent duplicate loses on the primary key and rolls back.
+    """
+    inbox = messaging_tables(metadata)["inbox"]
+    seen = session.execute(select(inbox.c.event_id).where(
+        inbox.c.consumer == consumer, inbox.c.event_id == envelope["id"])).first()
+    if seen:
+        return False
+    try:
+        with session.begin_nested():
+            session.execute(insert(inbox).values(
+                consumer=consumer, event_id=envelope["id"], type=envelope["type"],
+                subject=envelope["subject"], sequence=envelope["sequence"],
+                received_at=utcnow()))
+    except IntegrityError:
+        return False
+    return True

@@ -1,0 +1,197 @@
+"""Thin nameko adapters over the shared machinery: the database dependency, the
+outbox relay running beside each service, and ``on_event`` — the one bus consumer
+entrypoint (envelope + payload validation, manual ack after commit, dead-letter
+path for what cannot be processed, requeue for transient faults).
+"""
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from functools import partial
+
+import eventlet
+import structlog
+from kombu import Connection
+from kombu.pools import producers
+from marshmallow import ValidationError
+from nameko.extensions import DependencyProvider, Entrypoint
+from nameko.messaging import QueueConsumer
+from nameko.rpc import rpc as nameko_rpc
+
+from shared import envelope as env
+from shared.errors import Rejected
+from shared.events import validate_payload
+from shared.messaging import Relay
+from shared.topology import DLX, consumer_queue, declare
+
+log = structlog.get_logger(__name__)
+
+PERMANENT = (Rejected, ValidationError, env.EnvelopeError)
+
+
+class Database(DependencyProvider):
+    """Gives workers the service's ``Store`` (``with self.db.transaction() as s``)."""
+
+    def __init__(self, store):
+        self.store = store
+
+    def setup(self):
+        self.store.engine  # noqa: B018 - create schema before the first worker
+
+    def stop(self):
+        self.store.dispose()
+
+    def get_dependency(self, worker_ctx):
+        return self.store
+
+
+class OutboxRelay(DependencyProvider):
+    """Runs the outbox relay in the service process; woken after every worker."""
+
+    def __init__(self, store, batch: int = 500):
+        self.store = store
+        self.batch = batch
+        self._event = eventlet.event.Event()
+        self._running = False
+
+    def start(self):
+        self._running = True
+        relay = Relay(self.store, self.container.config["AMQP_URI"], batch=self.batch)
+        self.relay = relay
+        self.container.spawn_managed_thread(
+            partial(relay.run, stop=lambda: not self._running, wake=self._wait),
+            identifier="outbox_relay")
+
+    def _wait(self, timeout):
+        with eventlet.Timeout(timeout, False):
+            self._event.wait()
+        self._event = eventlet.event.Event()
+
+    def wake(self):
+        if not self._event.ready():
+            self._event.send()
+
+    def worker_result(self, worker_ctx, result=None, exc_info=None):
+        self.wake()
+
+    def stop(self):
+        self._running = False
+        self.wake()
+
+    def kill(self):
+        self.stop()
+
+    def get_dependency(self, worker_ctx):
+        return self
+
+
+def dead_letter(amqp_uri: str, message, queue: str, reason: str, error_type: str) -> None:
+    """Publish a copy of ``message`` to the dead-letter exchange with the reason,
+    confirmed by the broker (the caller acks the original only after this)."""
+    headers = dict(message.headers or {})
+    headers.update({
+        "x-liandong-reason": reason[:2000],
+        "x-liandong-error": error_type,
+        "x-liandong-queue": queue,
+        "x-liandong-routing-key": message.delivery_info.get("routing_key", ""),
+        "x-liandong-failed-at": datetime.now(timezone.utc).isoformat(),
+    })
+    conn = Connection(amqp_uri, transport_options={"confirm_publish": True})
+    with producers[conn].acquire(block=True, timeout=10) as producer:
+        producer.publish(
+            message.body, exchange=DLX,
+            routing_key=message.delivery_info.get("routing_key") or queue,
+            headers=headers, delivery_mode=2,
+            content_type=message.content_type or "application/octet-stream",
+            content_encoding=message.content_encoding or "binary",
+            retry=True, retry_policy={"max_retries": 3})
+
+
+class RawQueueConsumer(QueueConsumer):
+    """nameko's QueueConsumer, but handing raw messages to the entrypoint: decoding
+    is ours, so a body that is not JSON cannot crash the consumer loop."""
+
+    def setup(self):
+        super().setup()
+        with Connection(self.amqp_uri) as conn:
+            declare(conn)
+
+    def get_consumers(self, consumer_cls, channel):
+        for provider in self._providers:
+            consumer = consumer_cls(queues=[provider.queue], accept=None,
+                                    on_message=partial(self.handle_message, provider, None))
+            consumer.qos(prefetch_count=self.prefetch_count)
+            self._consumers[provider] = consumer
+        return self._consumers.values()
+
+
+class EventEntrypoint(Entrypoint):
+    """``@on_event("tracker.events")``: the handler gets a validated envelope dict.
+
+    * not an envelope / payload fails its schema / unknown type -> dead-letter, ack
+    * handler raises ``Rejected`` or a ValidationError -> dead-letter, ack
+    * any other exception (DB down, ...) -> requeue; the quorum queue's delivery
+      limit moves a message that keeps failing to the dead-letter queue
+    * success -> ack (after the handler's transaction committed)
+    """
+
+    queue_consumer = RawQueueConsumer()
+
+    def __init__(self, queue_name: str, **kwargs):
+        self.queue_name = queue_name
+        self.queue = consumer_queue(queue_name)
+        super().__init__(**kwargs)
+
+    def setup(self):
+        self.queue_consumer.register_provider(self)
+
+    def stop(self):
+        self.queue_consumer.unregister_provider(self)
+
+    @property
+    def amqp_uri(self):
+        return self.container.config["AMQP_URI"]
+
+    def handle_message(self, _body, message):
+        try:
+            envelope = env.decode(message.body)
+            validate_payload(envelope["type"], envelope["data"])
+        except PERMANENT as exc:
+            self._reject(message, exc)
+            return
+        self.container.spawn_worker(
+            self, (envelope,), {}, context_data={},
+            handle_result=partial(self.handle_result, message, envelope))
+
+    def handle_result(self, message, envelope, worker_ctx, result=None, exc_info=None):
+        if exc_info is None:
+            self.queue_consumer.ack_message(message)
+        elif isinstance(exc_info[1], PERMANENT):
+            self._reject(message, exc_info[1], envelope)
+        else:
+            log.warning("event_requeued", queue=self.queue_name, event_id=envelope["id"],
+                        error=f"{exc_info[0].__name__}: {exc_info[1]}")
+            eventlet.sleep(0.2)  # do not spin on a fault that lasts
+            self.queue_consumer.requeue_message(message)
+        return result, exc_info
+
+    def _reject(self, message, exc, envelope=None):
+        reason = str(exc)
+        if isinstance(exc, (Rejected, env.EnvelopeError)) and getattr(exc, "errors", None):
+            reason = json.dumps({"message": getattr(exc, "message", str(exc)),
+                                 "errors": exc.errors}, ensure_ascii=False, default=str)
+        try:
+            dead_letter(self.amqp_uri, message, self.queue_name, reason, type(exc).__name__)
+        except Exception as dl_exc:  # noqa: BLE001 - broker trouble: keep the message
+            log.error("dead_letter_failed", queue=self.queue_name, error=str(dl_exc))
+            self.queue_consumer.requeue_message(message)
+            return
+        log.warning("event_dead_lettered", queue=self.queue_name, error=type(exc).__name__,
+                    reason=reason, event_id=(envelope or {}).get("id"))
+        self.queue_consumer.ack_message(message)
+
+
+on_event = EventEntrypoint.decorator
+
+# RPC whose caller-caused errors (Rejected) are logged as expected, without a traceback.
+rpc = nameko_rpc(expected_exceptions=Rejected)

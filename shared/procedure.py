@@ -1,0 +1,194 @@
+"""A handoff procedure as data: the state machine of a standard in
+``contracts/standards/<kind>.yaml`` (states, transitions with who may do them, the
+deadline clocks each step starts and meets). Plain Python: services add only the
+rules the table cannot say (documents present, team size, who owns the case).
+
+A record is a plain dict with at least ``state``, ``step`` and ``clocks`` (running
+deadlines by id); ``advance`` returns the new record and a description of the step.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import lru_cache
+
+from shared import calendar
+from shared.auth import ROLES, Actor, require_role
+from shared.errors import InvalidInput, InvalidTransition
+from shared.standards import StandardError, load_standard
+
+SAME = "same"
+
+
+@dataclass(frozen=True)
+class Transition:
+    command: str
+    sources: tuple[str, ...]
+    to: str | None
+    outcomes: dict
+    roles: frozenset[str]
+    event: str
+    title: str
+    article: str | None = None
+    starts: tuple[str, ...] = ()
+    outcome_starts: dict = field(default_factory=dict)
+    satisfies: tuple[str, ...] = ()
+    requires_documents: bool = False
+
+    def target(self, state: str | None, payload: dict) -> str:
+        if self.outcomes:
+            outcome = payload.get("outcome")
+            if outcome not in self.outcomes:
+                raise InvalidInput(f"{self.command} needs an outcome",
+                                   {"outcome": [f"one of: {', '.join(self.outcomes)}"]})
+            return self.outcomes[outcome]
+        return state if self.to == SAME else self.to
+
+    def clocks_started(self, payload: dict) -> tuple[str, ...]:
+        if self.outcomes:
+            started = self.outcome_starts.get(payload.get("outcome"))
+            return tuple(_as_list(started))
+        return self.starts
+
+
+def _as_list(value) -> list:
+    if value is None:
+        return []
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+class Procedure:
+    """The state machine of one standard, checked for consistency on load."""
+
+    def __init__(self, doc: dict):
+        self.doc = doc
+        self.kind: str = doc["kind"]
+        self.states: dict = doc["states"]
+        self.deadlines: dict = doc.get("deadlines", {})
+        self.creations = {c["command"]: self._transition(c, creation=True)
+                          for c in doc.get("creations", [])}
+        self.transitions: dict[tuple[str, str], Transition] = {}
+        for raw in doc["transitions"]:
+            t = self._transition(raw)
+            for source in t.sources:
+                if (source, t.command) in self.transitions:
+                    raise StandardError(f"{self.kind}: {t.command} twice from {source}")
+                self.transitions[(source, t.command)] = t
+        self.commands = {t.command: t for t in self.transitions.values()} | self.creations
+
+    def _transition(self, raw: dict, creation: bool = False) -> Transition:
+        where = f"{self.kind}: transition {raw.get('command')!r}"
+        sources = () if creation else tuple(raw.get("from", []))
+        targets = [raw["to"]] if "to" in raw else list(raw.get("outcomes", {}).values())
+        if not targets:
+            raise StandardError(f"{where} has neither 'to' nor 'outcomes'")
+        for state in list(sources) + [s for s in targets if s != SAME]:
+            if state not in self.states:
+                raise StandardError(f"{where} names unknown state {state!r}")
+        starts = tuple(_as_list(raw.get("starts")))
+        satisfies = tuple(_as_list(raw.get("satisfies")))
+        outcome_starts = raw.get("outcome_starts", {})
+        for clock in starts + satisfies + tuple(
+                c for v in outcome_starts.values() for c in _as_list(v)):
+            if clock not in self.deadlines:
+                raise StandardError(f"{where} names unknown deadline {clock!r}")
+        for role in raw["roles"]:
+            if role not in ROLES:
+                raise StandardError(f"{where} names unknown role {role!r}")
+        return Transition(
+            command=raw["command"], sources=sources, to=raw.get("to"),
+            outcomes=dict(raw.get("outcomes", {})), roles=frozenset(raw["roles"]),
+            event=raw["event"], title=raw.get("title", raw["command"]),
+            article=str(raw["article"]) if raw.get("article") is not None else None,
+            starts=starts, outcome_starts=outcome_starts, satisfies=satisfies,
+            requires_documents=bool(raw.get("requires_documents")))
+
+    @classmethod
+    @lru_cache(maxsize=None)
+    def load(cls, kind: str) -> "Procedure":
+        return cls(load_standard(kind))
+
+    # ------------------------------------------------------------------ queries
+    def transition(self, state: str, command: str) -> Transition:
+        if command not in self.commands:
+            raise InvalidInput(f"unknown command {command!r}",
+                               {"command": [f"one of: {', '.join(sorted(self.commands))}"]})
+        t = self.transitions.get((state, command))
+        if t is None:
+            allowed = sorted(c for (s, c) in self.transitions if s == state)
+            raise InvalidTransition(
+                f"{command} is not allowed in state {state!r}",
+                {"command": [f"allowed in {state!r}: {', '.join(allowed) or 'none (final)'}"]})
+        return t
+
+    def allowed(self, state: str, role: str | None = None) -> list[Transition]:
+        return [t for (s, _c), t in self.transitions.items()
+                if s == state and (role is None or role in t.roles)]
+
+    def is_final(self, state: str) -> bool:
+        return bool(self.states[state].get("final"))
+
+    def clock(self, deadline_id: str, start: datetime, period: str | None = None) -> dict:
+        rule = self.deadlines[deadline_id]
+        period = period or rule["period"]
+        return {
+            "id": deadline_id, "title": rule["title"], "period": str(period),
+            "due": calendar.deadline(start, calendar.Period.parse(str(period))).isoformat(),
+            "article": str(rule["article"]) if rule.get("article") is not None else None,
+            "obligation": rule.get("obligation", "must"),
+            "actor_role": rule.get("actor"),
+            "tracked": rule.get("tracked", True),
+            "started": start.isoformat(),
+        }
+
+    @staticmethod
+    def next_deadline(clocks: dict) -> dict | None:
+        tracked = [c for c in clocks.values() if c.get("tracked", True)]
+        if not tracked:
+            return None
+        public = min(tracked, key=lambda c: c["due"])
+        return {k: v for k, v in public.items() if k not in ("tracked", "started")}
+
+    def table(self) -> list[dict]:
+        """The transition table as plain rows (docs, console, tests)."""
+        rows = []
+        unique = {t.command: t for t in self.transitions.values()}
+        for t in list(self.creations.values()) + list(unique.values()):
+            rows.append({"command": t.command, "from": list(t.sources), "to": t.to,
+                         "outcomes": t.outcomes, "roles": sorted(t.roles), "event": t.event,
+                         "title": t.title, "article": t.article, "starts": list(t.starts),
+                         "satisfies": list(t.satisfies)})
+        return rows
+
+    # ------------------------------------------------------------------ commands
+    def advance(self, record: dict | None, command: str, actor: Actor, payload: dict,
+                now: datetime) -> tuple[dict, dict]:
+        """Apply ``command``; return (new record, step). Raises on role or order."""
+        if record is None:
+            t = self.creations.get(command)
+            if t is None:
+                raise InvalidInput(f"{command!r} does not create a {self.kind}",
+                                   {"command": [f"one of: {', '.join(self.creations)}"]})
+            state, step_no, clocks = None, 0, {}
+        else:
+            t = self.transition(record["state"], command)
+            state, step_no, clocks = record["state"], record["step"], dict(record["clocks"])
+        require_role(actor, t.roles, f"{t.command} ({t.title})")
+        target = t.target(state, payload)
+        satisfied = []
+        for clock_id in t.satisfies:
+            clock = clocks.get(clock_id)
+            if clock:
+                satisfied.append({"id": clock_id, "due": clock["due"],
+                                  "on_time": now <= datetime.fromisoformat(clock["due"])})
+        if target != state:
+            clocks = {}
+        for clock_id in t.clocks_started(payload):
+            clocks[clock_id] = self.clock(clock_id, now)
+        new = dict(record or {})
+        new.update(state=target, step=step_no + 1, clocks=clocks,
+                   deadline=self.next_deadline(clocks), updated_at=now.isoformat())
+        step = {"command": t.command, "event": t.event, "title": t.title,
+                "article": t.article, "from": state, "to": target, "step": step_no + 1,
+                "at": now.isoformat(), "actor": actor.to_dict(), "satisfied": satisfied}
+        return new, step

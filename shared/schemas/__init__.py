@@ -1,0 +1,1 @@
+"""Marshmallow schemas: the one source of the event payload contracts."""

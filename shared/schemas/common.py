@@ -1,0 +1,71 @@
+"""Building blocks shared by every kind of handoff: parties with validated ID numbers
+and credit codes, documents, counties."""
+from __future__ import annotations
+
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
+from stdnum.cn import ric, uscc
+from stdnum.exceptions import ValidationError as StdnumError
+
+# Wenzhou's 12 county-level districts (code -> name); the city itself is "wenzhou".
+COUNTIES = {
+    "lucheng": "鹿城区", "longwan": "龙湾区", "ouhai": "瓯海区", "dongtou": "洞头区",
+    "ruian": "瑞安市", "yueqing": "乐清市", "longgang": "龙港市", "yongjia": "永嘉县",
+    "pingyang": "平阳县", "cangnan": "苍南县", "wencheng": "文成县", "taishun": "泰顺县",
+}
+ID_TYPES = ("resident_id", "uscc", "passport", "other")
+
+
+class Base(Schema):
+    """Tolerant reader: unknown fields are ignored, never an error."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+
+def check_id_number(id_type: str, number: str) -> str:
+    """Validate with python-stdnum; return the compact form or raise ValidationError."""
+    try:
+        if id_type == "resident_id":
+            return ric.validate(number)
+        if id_type == "uscc":
+            return uscc.validate(number)
+    except StdnumError as exc:
+        label = "resident ID number (居民身份证号码)" if id_type == "resident_id" \
+            else "unified social credit code (统一社会信用代码)"
+        raise ValidationError(f"not a valid {label}: {exc.message}") from None
+    return number.strip()
+
+
+class PartySchema(Base):
+    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    role = fields.String(load_default="party", validate=validate.OneOf(
+        ["driver", "owner", "operator", "intermediary", "party", "other"]))
+    id_type = fields.String(required=True, validate=validate.OneOf(ID_TYPES))
+    id_number = fields.String(required=True, validate=validate.Length(min=1, max=40))
+    phone = fields.String(load_default=None, allow_none=True,
+                          validate=validate.Regexp(r"^\+?[0-9-]{5,20}$"))
+
+    @validates_schema
+    def _id_number_valid(self, data, **_kw):
+        if "id_type" in data and "id_number" in data:
+            try:
+                check_id_number(data["id_type"], data["id_number"])
+            except ValidationError as exc:
+                raise ValidationError(exc.messages, field_name="id_number") from None
+
+
+class OfficerSchema(Base):
+    name = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    badge_number = fields.String(required=True, validate=validate.Length(min=1, max=40))
+
+
+class DocumentSchema(Base):
+    kind = fields.String(required=True)
+    title = fields.String(required=True, validate=validate.Length(min=1, max=300))
+    reference = fields.String(load_default=None, allow_none=True,
+                              validate=validate.Length(max=200))
+    sha256 = fields.String(load_default=None, allow_none=True,
+                           validate=validate.Regexp(r"^[0-9a-f]{64}$"))
+
+
+county_field = fields.String(required=True, validate=validate.OneOf(list(COUNTIES)))

@@ -1,0 +1,46 @@
+"""The payload every handoff event carries, whatever the kind: identity, the state
+change, the deadline clock, and the command's own details. One shape lets the tracker
+and any agency read every handoff the same way."""
+from __future__ import annotations
+
+from marshmallow import fields, validate
+
+from shared.schemas.common import Base
+
+
+class DeadlineSchema(Base):
+    id = fields.String(required=True)
+    title = fields.String(required=True)
+    due = fields.AwareDateTime(required=True, format="iso")
+    period = fields.String(required=True)
+    article = fields.String(load_default=None, allow_none=True)
+    obligation = fields.String(load_default="must", validate=validate.OneOf(["must", "may"]))
+    actor_role = fields.String(load_default=None, allow_none=True)
+
+
+class SatisfiedSchema(Base):
+    id = fields.String(required=True)
+    due = fields.AwareDateTime(required=True, format="iso")
+    on_time = fields.Boolean(required=True)
+
+
+class HandoffEventSchema(Base):
+    handoff_id = fields.String(required=True)
+    kind = fields.String(required=True)
+    case_number = fields.String(required=True)
+    county = fields.String(load_default=None, allow_none=True)
+    owner_unit = fields.String(required=True)
+    counterpart_unit = fields.String(load_default=None, allow_none=True)
+    command = fields.String(required=True)
+    previous_state = fields.String(load_default=None, allow_none=True)
+    state = fields.String(required=True)
+    step = fields.Integer(required=True, strict=True, validate=validate.Range(min=1))
+    at = fields.AwareDateTime(required=True, format="iso")
+    deadline = fields.Nested(DeadlineSchema, load_default=None, allow_none=True)
+    satisfied = fields.List(fields.Nested(SatisfiedSchema), load_default=list)
+
+
+def event_schema(name: str, details_schema: type) -> type[HandoffEventSchema]:
+    """The payload schema of one event type: the common part plus its details."""
+    return type(name, (HandoffEventSchema,), {
+        "details": fields.Nested(details_schema, required=True)})

@@ -1,0 +1,49 @@
+"""The RabbitMQ topology as data: exchanges, every consumer queue and its bindings,
+the dead-letter exchange and queue. Declared (idempotently) by every relay and
+consumer at start, so no event is published before its queues exist; also read by
+the AsyncAPI generator.
+"""
+from __future__ import annotations
+
+from kombu import Exchange, Queue, binding
+
+from shared.envelope import EXCHANGE
+
+DLX = "liandong.dlx"
+DLQ = "liandong.dead_letters"
+DELIVERY_LIMIT = 5  # a message redelivered this often goes to the DLQ (quorum queues)
+
+events_exchange = Exchange(EXCHANGE, type="topic", durable=True)
+dead_letter_exchange = Exchange(DLX, type="topic", durable=True)
+
+# queue name -> (owning service, routing-key patterns it binds)
+CONSUMER_QUEUES: dict[str, tuple[str, list[str]]] = {
+    "tracker.events": ("tracker", ["#"]),
+}
+
+
+def consumer_queue(name: str) -> Queue:
+    _service, patterns = CONSUMER_QUEUES[name]
+    return Queue(
+        name, bindings=[binding(events_exchange, routing_key=p) for p in patterns],
+        durable=True, auto_delete=False,
+        queue_arguments={
+            "x-queue-type": "quorum",
+            "x-delivery-limit": DELIVERY_LIMIT,
+            "x-dead-letter-exchange": DLX,
+        })
+
+
+def dead_letter_queue() -> Queue:
+    return Queue(DLQ, exchange=dead_letter_exchange, routing_key="#", durable=True,
+                 auto_delete=False, queue_arguments={"x-queue-type": "quorum"})
+
+
+def declare(connection) -> None:
+    """Declare exchanges, the DLQ and all consumer queues on a kombu connection."""
+    channel = connection.default_channel
+    events_exchange(channel).declare()
+    dead_letter_exchange(channel).declare()
+    dead_letter_queue()(channel).declare()
+    for name in CONSUMER_QUEUES:
+        consumer_queue(name)(channel).declare()

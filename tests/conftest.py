@@ -1,0 +1,195 @@
+"""Test harness: real RabbitMQ and real databases.
+
+Where a Docker engine answers, pytest-docker starts docker-compose.yml's rabbitmq and
+postgres; otherwise (as on the CI machine) the tests use the servers already running
+on 127.0.0.1 (RabbitMQ 5672, PostgreSQL 5432). Each stack of services gets its own
+RabbitMQ virtual host and its own databases, so runs never see each other's messages.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+RABBIT_HOST = os.environ.get("TEST_RABBIT_HOST", "127.0.0.1")
+RABBIT_PORT = int(os.environ.get("TEST_RABBIT_PORT", "5672"))
+PG_DSN = os.environ.get("TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432")
+
+
+def _docker_engine() -> bool:
+    if not shutil.which("docker"):
+        return False
+    return subprocess.run(["docker", "info"], capture_output=True).returncode == 0
+
+
+def _port_open(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def servers(request):
+    """(rabbit host, rabbit port, postgres DSN) of real servers."""
+    if _docker_engine():  # pragma: no cover - no engine on the CI machine
+        docker_ip = request.getfixturevalue("docker_ip")
+        docker_services = request.getfixturevalue("docker_services")
+        rport = docker_services.port_for("rabbitmq", 5672)
+        pport = docker_services.port_for("postgres", 5432)
+        docker_services.wait_until_responsive(
+            timeout=90, pause=1, check=lambda: _port_open(docker_ip, rport))
+        return docker_ip, rport, f"postgresql://postgres:liandong@{docker_ip}:{pport}"
+    for name, host, port in (("RabbitMQ", RABBIT_HOST, RABBIT_PORT),
+                             ("PostgreSQL", "127.0.0.1", 5432)):
+        if not _port_open(host, port):
+            pytest.fail(f"{name} is not answering on {host}:{port}; `make test` starts it "
+                        f"(see Makefile target `servers`)")
+    return RABBIT_HOST, RABBIT_PORT, PG_DSN
+
+
+@contextmanager
+def vhost(name: str):
+    """A RabbitMQ virtual host of our own (rabbitmqctl on this machine)."""
+    if not shutil.which("rabbitmqctl"):
+        yield "/"
+        return
+    subprocess.run(["rabbitmqctl", "-q", "add_vhost", name], check=True, capture_output=True)
+    subprocess.run(["rabbitmqctl", "-q", "set_permissions", "-p", name, "guest", ".*", ".*",
+                    ".*"], check=True, capture_output=True)
+    try:
+        yield name
+    finally:
+        subprocess.run(["rabbitmqctl", "-q", "delete_vhost", name], capture_output=True)
+
+
+def drop_databases(dsn: str, prefix: str) -> None:
+    from sqlalchemy import create_engine, text
+
+    from shared.db import normalize_url
+    engine = create_engine(normalize_url(f"{dsn}/postgres"), isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        names = conn.execute(text("SELECT datname FROM pg_database WHERE datname LIKE :p"),
+                             {"p": prefix + "%"}).scalars().all()
+        for name in names:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    engine.dispose()
+
+
+class Stack:
+    """Running services of one backend, started as real processes (`nameko run`)."""
+
+    def __init__(self, backend: str, amqp_uri: str, tmp: Path, database_url: str | None):
+        self.backend = backend
+        self.amqp_uri = amqp_uri
+        self.tmp = tmp
+        self.database_url = database_url
+        self.procs: dict[str, subprocess.Popen] = {}
+
+    @property
+    def env(self) -> dict:
+        env = {**os.environ, "AMQP_URI": self.amqp_uri, "LIANDONG_DATA_DIR": str(self.tmp),
+               "PYTHONWARNINGS": "ignore", "LOG_LEVEL": "INFO"}
+        env.pop("DATABASE_URL", None)
+        env.pop("LIANDONG_FAULT", None)
+        if self.database_url:
+            env["DATABASE_URL"] = self.database_url
+        return env
+
+    def start(self, name: str, wait: bool = True, **extra_env) -> subprocess.Popen:
+        from shared.cli import service_command
+        log = open(self.tmp / f"{name}.log", "ab")
+        proc = subprocess.Popen(service_command(name), cwd=ROOT, stdout=log,
+                                stderr=subprocess.STDOUT, env={**self.env, **extra_env})
+        self.procs[name] = proc
+        if wait:
+            self.wait_healthy(name)
+        return proc
+
+    def wait_healthy(self, name: str, timeout: float = 60) -> None:
+        from shared.healthcheck import check
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.procs[name].poll() is not None:
+                raise RuntimeError(f"{name} exited: {self.log(name)[-3000:]}")
+            try:
+                check(name, timeout=3, uri=self.amqp_uri)
+                return
+            except Exception:  # noqa: BLE001 - not up yet
+                time.sleep(0.3)
+        raise RuntimeError(f"{name} not healthy in {timeout}s: {self.log(name)[-3000:]}")
+
+    def stop(self, name: str, kill: bool = False) -> int:
+        proc = self.procs.pop(name)
+        if proc.poll() is None:
+            proc.kill() if kill else proc.terminate()
+        return proc.wait(timeout=30)
+
+    def log(self, name: str) -> str:
+        return (self.tmp / f"{name}.log").read_text(errors="replace")
+
+    def store(self, service: str):
+        """A second handle on a service's own database (for checks and fault tests)."""
+        import importlib
+
+        from shared.db import Store
+        module = importlib.import_module(f"services.{service}.store")
+        url = (self.database_url.replace("{service}", service) if self.database_url
+               else f"sqlite:///{self.tmp / (service + '.db')}")
+        return Store(service, module.metadata, url)
+
+    @contextmanager
+    def rpc(self, timeout: float = 30):
+        from nameko.standalone.rpc import ClusterRpcProxy
+        with ClusterRpcProxy({"AMQP_URI": self.amqp_uri}, timeout=timeout) as proxy:
+            yield proxy
+
+    def shutdown(self) -> None:
+        for name in list(self.procs):
+            self.stop(name)
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgres"])
+def stack(request, servers, tmp_path_factory):
+    host, port, pg_dsn = servers
+    run_id = uuid.uuid4().hex[:8]
+    backend = request.param
+    tmp = tmp_path_factory.mktemp(f"stack-{backend}")
+    prefix = f"lt_{run_id}_"
+    database_url = f"{pg_dsn}/{prefix}{{service}}" if backend == "postgres" else None
+    with vhost(f"liandong-test-{run_id}") as vh:
+        from urllib.parse import quote
+        uri = f"amqp://guest:guest@{host}:{port}/{quote(vh, safe='')}"
+        s = Stack(backend, uri, tmp, database_url)
+        try:
+            for name in ("tracker", "police_handoff"):
+                s.start(name)
+            yield s
+        finally:
+            s.shutdown()
+            if database_url:
+                drop_databases(pg_dsn, prefix)
+
+
+def wait_for(predicate, timeout: float = 30, interval: float = 0.1, message: str = ""):
+    """Poll until ``predicate()`` returns a truthy value; return it or fail."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)
+    pytest.fail(f"timed out after {timeout}s waiting for {message or predicate}: last={last!r}")
