@@ -109,8 +109,8 @@ def cmd_run(args) -> int:
             break
         print(f"  {name:16s} ready  rpc: {name}.*  log: {log_dir / (name + '.log')}", flush=True)
     if not stopping:
-        print(f"Liandong is running on {amqp_uri().rsplit('@', 1)[-1]} "
-              f"(databases: {os.environ.get('DATABASE_URL') or 'SQLite in ' + str(log_dir.parent)})."
+        databases = os.environ.get("DATABASE_URL") or f"SQLite in {log_dir.parent}"
+        print(f"Liandong is running on {amqp_uri().rsplit('@', 1)[-1]} (databases: {databases})."
               " Try: liandong procedure | liandong --help. Ctrl-C stops.", flush=True)
     if args.detach:
         return 0 if not stopping else 1

@@ -10,14 +10,27 @@ uses it).
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from datetime import datetime, timezone
 
 import structlog
-from sqlalchemy import (BigInteger, Column, DateTime, Index, Integer, MetaData, String, Table,
-                        Text, func, insert, select, update)
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    func,
+    insert,
+    select,
+    update,
+)
 
 from shared import envelope as env
 
@@ -110,10 +123,8 @@ class Relay:
 
     def close(self) -> None:
         if self._conn is not None:
-            try:
+            with contextlib.suppress(Exception):  # closing a broken connection
                 self._conn.release()
-            except Exception:  # noqa: BLE001 - closing a broken connection
-                pass
         self._conn = self._producer = None
 
     def relay_once(self) -> int:
@@ -178,19 +189,16 @@ def claim(session, metadata: MetaData, consumer: str, envelope: dict) -> bool:
     """Record that ``consumer`` applies ``envelope`` in this transaction.
 
     Returns False if it was applied before (a redelivery): the caller then changes
-    nothing. A concurrent duplicate loses on the primary key and rolls back.
+    nothing. Two copies handled at the same moment both pass the check; the second
+    commit fails on the primary key, its whole transaction rolls back, the message
+    is requeued, and the retry sees the first one's row and returns False.
     """
     inbox = messaging_tables(metadata)["inbox"]
     seen = session.execute(select(inbox.c.event_id).where(
         inbox.c.consumer == consumer, inbox.c.event_id == envelope["id"])).first()
     if seen:
         return False
-    try:
-        with session.begin_nested():
-            session.execute(insert(inbox).values(
-                consumer=consumer, event_id=envelope["id"], type=envelope["type"],
-                subject=envelope["subject"], sequence=envelope["sequence"],
-                received_at=utcnow()))
-    except IntegrityError:
-        return False
+    session.execute(insert(inbox).values(
+        consumer=consumer, event_id=envelope["id"], type=envelope["type"],
+        subject=envelope["subject"], sequence=envelope["sequence"], received_at=utcnow()))
     return True

@@ -102,6 +102,7 @@ def dead_letter(amqp_uri: str, message, queue: str, reason: str, error_type: str
             message.body, exchange=DLX,
             routing_key=message.delivery_info.get("routing_key") or queue,
             headers=headers, delivery_mode=2,
+            message_id=message.properties.get("message_id"),
             content_type=message.content_type or "application/octet-stream",
             content_encoding=message.content_encoding or "binary",
             retry=True, retry_policy={"max_retries": 3})

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import lru_cache
+from functools import cache
 
 from shared import calendar
 from shared.auth import ROLES, Actor, require_role
@@ -104,8 +104,8 @@ class Procedure:
             requires_documents=bool(raw.get("requires_documents")))
 
     @classmethod
-    @lru_cache(maxsize=None)
-    def load(cls, kind: str) -> "Procedure":
+    @cache
+    def load(cls, kind: str) -> Procedure:
         return cls(load_standard(kind))
 
     # ------------------------------------------------------------------ queries

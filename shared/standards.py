@@ -488,7 +488,8 @@ def _parse_rule(raw: Any, index: int, facts: Mapping[str, FactSpec], seen: set[s
         raise StandardError(f"{where}: recommendation has unknown keys {sorted(unknown)}")
     if rec["route"] not in ROUTES:
         raise StandardError(
-            f"{where}: recommendation.route must be one of {', '.join(ROUTES)}, not {rec['route']!r}"
+            f"{where}: recommendation.route must be one of {', '.join(ROUTES)}, "
+            f"not {rec['route']!r}"
         )
     if "conditions" not in raw:
         raise StandardError(f"{where}: conditions is required")

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-
 from services.police_handoff import domain
 from services.police_handoff import store as st
 from shared.auth import verify_token
-from shared.messaging import backlog
 from shared.errors import NotAllowed
 from shared.logging import configure_logging
+from shared.messaging import backlog
 from shared.nameko_ext import Database, OutboxRelay, rpc
 
 configure_logging("police_handoff")

@@ -2,12 +2,11 @@
 order-checked by sequence) into its read model and answers status queries."""
 from __future__ import annotations
 
-
 from services.tracker import store as st
 from shared.auth import verify_token
 from shared.errors import NotFound
-from shared.messaging import backlog, claim
 from shared.logging import configure_logging
+from shared.messaging import backlog, claim
 from shared.nameko_ext import Database, on_event, rpc
 
 CONSUMER = "tracker.events"

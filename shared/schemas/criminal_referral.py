@@ -7,8 +7,7 @@ from __future__ import annotations
 
 from marshmallow import ValidationError, fields, validate, validates_schema
 
-from shared.schemas.common import (Base, DocumentSchema, OfficerSchema, PartySchema,
-                                   county_field)
+from shared.schemas.common import Base, DocumentSchema, OfficerSchema, PartySchema, county_field
 
 text = fields.String
 required_text = lambda n=2000: fields.String(  # noqa: E731

@@ -9,8 +9,19 @@ import pytest
 
 from shared.errors import InvalidInput, InvalidTransition, NotAllowed, Unauthenticated
 from tests.conftest import wait_for
-from tests.helpers import (COORDINATOR, HEAD, INVALID_ID, MARKET, POLICE, POLICE_2,
-                           PROCURATORATE, TRANSFER, UNIT, draft_payload, token)
+from tests.helpers import (
+    COORDINATOR,
+    HEAD,
+    INVALID_ID,
+    MARKET,
+    POLICE,
+    POLICE_2,
+    PROCURATORATE,
+    TRANSFER,
+    UNIT,
+    draft_payload,
+    token,
+)
 
 pytestmark = pytest.mark.e2e
 

@@ -10,9 +10,21 @@ from services.police_handoff import domain
 from shared.errors import InvalidInput, InvalidTransition, NotAllowed
 from shared.events import event_schemas, validate_payload
 from shared.procedure import Procedure
-from tests.helpers import (COORDINATOR, DOCUMENTS, HEAD, INVALID_ID, MARKET, OTHER_HEAD,
-                           OTHER_UNIT, POLICE, POLICE_2, PROCURATORATE, TRANSFER, UNIT,
-                           draft_payload)
+from tests.helpers import (
+    COORDINATOR,
+    DOCUMENTS,
+    HEAD,
+    INVALID_ID,
+    MARKET,
+    OTHER_HEAD,
+    OTHER_UNIT,
+    POLICE,
+    POLICE_2,
+    PROCURATORATE,
+    TRANSFER,
+    UNIT,
+    draft_payload,
+)
 
 T0 = datetime(2026, 3, 2, 1, 0, tzinfo=timezone.utc)  # Monday 09:00 Beijing
 

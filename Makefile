@@ -1,0 +1,46 @@
+# Liandong — `make run` starts the whole system, `make test` passes the tests.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help venv servers run test unit e2e contracts check-contracts lint bench clean
+
+help: ## list the targets
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
+
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --disable-pip-version-check -q -r requirements-dev.txt
+	$(BIN)/pip install --disable-pip-version-check -q --no-deps -e .
+	@touch $(STAMP)
+
+venv: $(STAMP) ## create the virtual environment from the pinned requirements
+
+servers: ## start RabbitMQ and PostgreSQL if they are installed but not answering
+	@bin/ensure-servers rabbitmq postgres
+
+run: venv ## start every service (SQLite by default; DATABASE_URL for PostgreSQL)
+	@bin/ensure-servers rabbitmq
+	$(BIN)/liandong run
+
+test: venv servers ## all tests: unit, contracts, end to end on SQLite and PostgreSQL
+	$(BIN)/ruff check shared services tests
+	$(BIN)/python -m shared.contracts --check
+	$(BIN)/pytest -q -p no:warnings
+
+unit: venv ## fast domain tests only
+	$(BIN)/pytest -q -p no:warnings tests/unit
+
+e2e: venv servers ## end-to-end tests only
+	$(BIN)/pytest -q -p no:warnings tests/e2e
+
+contracts: venv ## regenerate contracts/ (JSON Schemas, AsyncAPI) from the code
+	$(BIN)/python -m shared.contracts
+
+lint: venv ## ruff
+	$(BIN)/ruff check shared services tests
+
+clean: ## remove the virtual environment and local data
+	rm -rf $(VENV) var
