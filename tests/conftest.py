@@ -7,6 +7,7 @@ RabbitMQ virtual host and its own databases, so runs never see each other's mess
 """
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import socket
@@ -27,6 +28,7 @@ RABBIT_PORT = int(os.environ.get("TEST_RABBIT_PORT", "5672"))
 PG_DSN = os.environ.get("TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432")
 
 
+@functools.cache
 def _docker_engine() -> bool:
     if not shutil.which("docker"):
         return False
@@ -42,8 +44,20 @@ def _port_open(host: str, port: int) -> bool:
 
 
 @pytest.fixture(scope="session")
+def docker_compose_file():
+    """pytest-docker: the project's own compose file (not tests/docker-compose.yml)."""
+    return str(ROOT / "docker-compose.yml")
+
+
+@pytest.fixture(scope="session")
+def docker_setup():
+    """pytest-docker: only the servers; the tests start the services themselves."""
+    return ["up --build -d rabbitmq postgres"]
+
+
+@pytest.fixture(scope="session")
 def servers(request):
-    """(rabbit host, rabbit port, postgres DSN) of real servers."""
+    """(rabbit credentials@host, rabbit port, postgres DSN) of real servers."""
     if _docker_engine():  # pragma: no cover - no engine on the CI machine
         docker_ip = request.getfixturevalue("docker_ip")
         docker_services = request.getfixturevalue("docker_services")
@@ -51,19 +65,20 @@ def servers(request):
         pport = docker_services.port_for("postgres", 5432)
         docker_services.wait_until_responsive(
             timeout=90, pause=1, check=lambda: _port_open(docker_ip, rport))
-        return docker_ip, rport, f"postgresql://postgres:liandong@{docker_ip}:{pport}"
+        return (f"liandong:liandong@{docker_ip}", rport,
+                f"postgresql://postgres:liandong@{docker_ip}:{pport}")
     for name, host, port in (("RabbitMQ", RABBIT_HOST, RABBIT_PORT),
                              ("PostgreSQL", "127.0.0.1", 5432)):
         if not _port_open(host, port):
             pytest.fail(f"{name} is not answering on {host}:{port}; `make test` starts it "
                         f"(see Makefile target `servers`)")
-    return RABBIT_HOST, RABBIT_PORT, PG_DSN
+    return f"guest:guest@{RABBIT_HOST}", RABBIT_PORT, PG_DSN
 
 
 @contextmanager
-def vhost(name: str):
-    """A RabbitMQ virtual host of our own (rabbitmqctl on this machine)."""
-    if not shutil.which("rabbitmqctl"):
+def vhost(name: str, local: bool):
+    """A RabbitMQ virtual host of our own (rabbitmqctl, when the broker is local)."""
+    if not local or not shutil.which("rabbitmqctl"):
         yield "/"
         return
     subprocess.run(["rabbitmqctl", "-q", "add_vhost", name], check=True, capture_output=True)
@@ -169,9 +184,10 @@ def stack(request, servers, tmp_path_factory):
     tmp = tmp_path_factory.mktemp(f"stack-{backend}")
     prefix = f"lt_{run_id}_"
     database_url = f"{pg_dsn}/{prefix}{{service}}" if backend == "postgres" else None
-    with vhost(f"liandong-test-{run_id}") as vh:
+    local = host.endswith("@127.0.0.1") and not _docker_engine()
+    with vhost(f"liandong-test-{run_id}", local) as vh:
         from urllib.parse import quote
-        uri = f"amqp://guest:guest@{host}:{port}/{quote(vh, safe='')}"
+        uri = f"amqp://{host}:{port}/{quote(vh, safe='')}"
         s = Stack(backend, uri, tmp, database_url)
         try:
             for name in ("tracker", "police_handoff"):
