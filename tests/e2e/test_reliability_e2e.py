@@ -139,8 +139,8 @@ def _create_under_fault(stack, fault: str) -> str:
     stack.procs.pop("police_handoff")
     store = stack.store("police_handoff")
     with store.session() as s:
-        referral_id = s.execute(select(ph_store.referrals.c.id).where(
-            ph_store.referrals.c.case_number == number)).scalar_one()
+        referral_id = s.execute(select(ph_store.handoffs.handoffs.c.id).where(
+            ph_store.handoffs.handoffs.c.case_number == number)).scalar_one()
     store.dispose()
     return referral_id
 

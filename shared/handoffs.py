@@ -1,0 +1,214 @@
+"""Persistence and the nameko adapter shared by every handoff procedure (criminal
+referral, market referral, ...): one row per handoff holding its current document,
+one row per step (who, what, when), and the event in the outbox — all in one
+transaction. A service supplies its domain module (see ``HandoffDomain``).
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Protocol
+
+from sqlalchemy import (
+    JSON,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    insert,
+    select,
+    update,
+)
+
+from shared import envelope as env
+from shared.auth import Actor, verify_token
+from shared.db import Store
+from shared.errors import InvalidTransition, NotAllowed, NotFound
+from shared.messaging import backlog, messaging_tables, stage
+from shared.nameko_ext import rpc
+
+
+class HandoffDomain(Protocol):
+    """What a procedure's plain-Python domain module provides."""
+
+    KIND: str
+
+    def procedure(self): ...
+    def create(self, command: str, actor: Actor, payload, now: datetime) -> tuple[dict, dict]: ...
+    def act(self, rec: dict, command: str, actor: Actor, payload,
+            now: datetime) -> tuple[dict, dict]: ...
+    def can_view(self, actor: Actor, rec: dict) -> bool: ...
+    def event_payload(self, rec: dict, step: dict) -> dict: ...
+
+
+class HandoffStore:
+    """A service's handoff tables plus the shared outbox/inbox, in its own database."""
+
+    def __init__(self, service: str, source: str, url: str | None = None):
+        self.service = service
+        self.source = source
+        self.metadata = MetaData()
+        self.handoffs = Table(
+            "handoffs", self.metadata,
+            Column("id", String(36), primary_key=True),
+            Column("kind", String(40), nullable=False),
+            Column("case_number", String(60), nullable=False),
+            Column("direction", String(30), nullable=False),
+            Column("county", String(20)),
+            Column("owner_unit", String(100), nullable=False),
+            Column("counterpart_unit", String(100)),
+            Column("state", String(40), nullable=False),
+            Column("step", Integer, nullable=False),
+            Column("deadline_due", DateTime(timezone=True)),
+            Column("doc", JSON, nullable=False),
+            Column("created_at", DateTime(timezone=True), nullable=False),
+            Column("updated_at", DateTime(timezone=True), nullable=False),
+        )
+        Index(f"ix_{service}_handoffs_state_due", self.handoffs.c.state,
+              self.handoffs.c.deadline_due)
+        Index(f"ix_{service}_handoffs_case_number", self.handoffs.c.case_number)
+        self.steps = Table(
+            "handoff_steps", self.metadata,
+            Column("handoff_id", String(36), primary_key=True),
+            Column("step", Integer, primary_key=True),
+            Column("command", String(40), nullable=False),
+            Column("from_state", String(40)),
+            Column("to_state", String(40), nullable=False),
+            Column("actor", JSON, nullable=False),
+            Column("at", DateTime(timezone=True), nullable=False),
+            Column("details", JSON, nullable=False),
+            Column("event_id", String(64), nullable=False),
+        )
+        messaging_tables(self.metadata)
+        self.store = Store(service, self.metadata, url)
+
+    def load(self, session, handoff_id: str, for_update: bool = False) -> dict:
+        query = select(self.handoffs.c.doc).where(self.handoffs.c.id == handoff_id)
+        if for_update:
+            query = query.with_for_update()
+        row = session.execute(query).first()
+        if row is None:
+            raise NotFound(f"no {self.service} handoff {handoff_id}", {"id": ["not found"]})
+        return row.doc
+
+    def save(self, session, rec: dict, step: dict, payload: dict, previous_step: int) -> dict:
+        """Persist record, step and event in the caller's transaction. The update is
+        conditional on the step read (optimistic concurrency): two users acting at once
+        cannot both move the same handoff."""
+        now = datetime.fromisoformat(step["at"])
+        due = rec.get("deadline") and datetime.fromisoformat(rec["deadline"]["due"])
+        columns = {"kind": rec["kind"], "case_number": rec["case_number"],
+                   "direction": rec["direction"], "county": rec.get("county"),
+                   "owner_unit": rec["owner_unit"],
+                   "counterpart_unit": rec.get("counterpart_unit"), "state": rec["state"],
+                   "step": rec["step"], "deadline_due": due or None, "doc": rec,
+                   "updated_at": now}
+        if previous_step == 0:
+            session.execute(insert(self.handoffs).values(id=rec["id"], created_at=now,
+                                                         **columns))
+        else:
+            changed = session.execute(update(self.handoffs).where(
+                self.handoffs.c.id == rec["id"],
+                self.handoffs.c.step == previous_step).values(**columns))
+            if changed.rowcount != 1:
+                raise InvalidTransition("changed by someone else meanwhile; reload and retry",
+                                        {"step": [f"expected step {previous_step}"]})
+        actor = step["actor"]
+        envelope = env.make_envelope(
+            event_type=step["event"], source=self.source, subject=rec["id"], data=payload,
+            sequence=rec["step"], time=now,
+            actor=Actor(actor["user_id"], actor["role"], actor["unit"], actor.get("county")))
+        session.execute(insert(self.steps).values(
+            handoff_id=rec["id"], step=rec["step"], command=step["command"],
+            from_state=step["from"], to_state=step["to"], actor=actor, at=now,
+            details=payload["details"], event_id=envelope["id"]))
+        stage(session, self.metadata, envelope)
+        return envelope
+
+    def timeline(self, session, handoff_id: str) -> list[dict]:
+        rows = session.execute(select(self.steps).where(self.steps.c.handoff_id == handoff_id)
+                               .order_by(self.steps.c.step)).mappings().all()
+        return [{**dict(r), "at": r["at"].isoformat() if r["at"] else None} for r in rows]
+
+    def search(self, session, *, state=None, county=None, limit=100, offset=0) -> list[dict]:
+        query = select(self.handoffs.c.doc).order_by(self.handoffs.c.updated_at.desc())
+        if state:
+            query = query.where(self.handoffs.c.state == state)
+        if county:
+            query = query.where(self.handoffs.c.county == county)
+        return [r.doc for r in session.execute(query.limit(limit).offset(offset))]
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def public(rec: dict) -> dict:
+    """A record as callers see it (internal clocks left out)."""
+    return {k: v for k, v in rec.items() if k != "clocks"}
+
+
+class HandoffService:
+    """RPC adapter shared by the handoff services. Subclasses set ``name``,
+    ``domain`` (a HandoffDomain), ``handoffs`` (a HandoffStore) and the dependencies
+    ``db = Database(handoffs.store)`` and ``relay = OutboxRelay(handoffs.store)``."""
+
+    name: str
+    domain: HandoffDomain
+    handoffs: HandoffStore
+
+    def _visible(self, actor, rec):
+        if not self.domain.can_view(actor, rec):
+            raise NotAllowed(f"you may not see {self.domain.KIND} {rec['id']}",
+                             {"id": ["forbidden"]})
+
+    @rpc
+    def create(self, token, command, payload):
+        actor = verify_token(token)
+        rec, step = self.domain.create(command, actor, payload, _now())
+        with self.db.transaction() as s:
+            self.handoffs.save(s, rec, step, self.domain.event_payload(rec, step), 0)
+        return public(rec)
+
+    @rpc
+    def act(self, token, handoff_id, command, payload=None):
+        actor = verify_token(token)
+        with self.db.transaction() as s:
+            rec = self.handoffs.load(s, handoff_id, for_update=self.db.is_postgres)
+            self._visible(actor, rec)
+            new, step = self.domain.act(rec, command, actor, payload or {}, _now())
+            self.handoffs.save(s, new, step, self.domain.event_payload(new, step), rec["step"])
+        return public(new)
+
+    @rpc
+    def get(self, token, handoff_id):
+        actor = verify_token(token)
+        with self.db.session() as s:
+            rec = self.handoffs.load(s, handoff_id)
+            self._visible(actor, rec)
+            allowed = [t.command for t in self.domain.procedure().allowed(rec["state"],
+                                                                          actor.role)]
+            return {**public(rec), "timeline": self.handoffs.timeline(s, handoff_id),
+                    "next_actions": allowed}
+
+    @rpc
+    def list(self, token, state=None, county=None, limit=100, offset=0):
+        actor = verify_token(token)
+        with self.db.session() as s:
+            found = self.handoffs.search(s, state=state, county=county,
+                                         limit=min(int(limit), 1000), offset=int(offset))
+        return [public(r) for r in found if self.domain.can_view(actor, r)]
+
+    @rpc
+    def procedure(self):
+        """The transition table, deadlines and states as data (console, docs)."""
+        proc = self.domain.procedure()
+        return {"table": proc.table(), "deadlines": proc.deadlines, "states": proc.states,
+                "documents": proc.doc.get("documents", [])}
+
+    @rpc
+    def health(self):
+        """Liveness for compose and ``make run``: answers once consumers and DB are up."""
+        return {"service": self.name, "outbox": backlog(self.db)}
