@@ -14,10 +14,14 @@ from shared.schemas import criminal_referral
 from shared.schemas.handoff import event_schema
 from shared.standards import load_standard
 
-# procedure kind -> command schemas (one module per kind)
+# procedure kind -> command schemas (one module per kind); each kind has its standard
+# in contracts/standards/<kind>.yaml whose creations/transitions name the events.
 KINDS = {
     "criminal_referral": criminal_referral.COMMAND_SCHEMAS,
 }
+
+# Events that are not a procedure step (timers, alerts): type -> full payload schema.
+EXTRA_EVENTS: dict[str, type] = {}
 
 
 def _camel(name: str) -> str:
@@ -33,6 +37,7 @@ def event_schemas() -> dict[str, type]:
         for step in standard.get("creations", []) + standard["transitions"]:
             registry[step["event"]] = event_schema(
                 _camel(step["event"].rsplit(".", 1)[0]) + "Event", commands[step["command"]])
+    registry.update(EXTRA_EVENTS)
     return registry
 
 

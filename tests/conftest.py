@@ -190,7 +190,8 @@ def stack(request, servers, tmp_path_factory):
         uri = f"amqp://{host}:{port}/{quote(vh, safe='')}"
         s = Stack(backend, uri, tmp, database_url)
         try:
-            for name in ("tracker", "police_handoff"):
+            from shared.cli import SERVICES
+            for name in SERVICES:       # every service of the system, as `make run` does
                 s.start(name)
             yield s
         finally:
