@@ -11,7 +11,7 @@ from marshmallow import ValidationError
 
 from shared.errors import InvalidInput
 from shared.schemas import criminal_referral
-from shared.schemas.handoff import event_schema
+from shared.schemas.handoff import DeadlineAlertSchema, event_schema
 from shared.standards import load_standard
 
 # procedure kind -> command schemas (one module per kind); each kind has its standard
@@ -21,7 +21,10 @@ KINDS = {
 }
 
 # Events that are not a procedure step (timers, alerts): type -> full payload schema.
-EXTRA_EVENTS: dict[str, type] = {}
+EXTRA_EVENTS: dict[str, type] = {
+    "deadline.approaching.v1": DeadlineAlertSchema,
+    "deadline.breached.v1": DeadlineAlertSchema,
+}
 
 
 def _camel(name: str) -> str:

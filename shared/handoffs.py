@@ -23,10 +23,10 @@ from sqlalchemy import (
 )
 
 from shared import envelope as env
-from shared.auth import Actor, verify_token
+from shared.auth import Actor, require_role, verify_token
 from shared.db import Store
 from shared.errors import InvalidTransition, NotAllowed, NotFound
-from shared.messaging import backlog, messaging_tables, stage
+from shared.messaging import backlog, export, messaging_tables, stage
 from shared.nameko_ext import rpc
 
 
@@ -207,6 +207,12 @@ class HandoffService:
         proc = self.domain.procedure()
         return {"table": proc.table(), "deadlines": proc.deadlines, "states": proc.states,
                 "documents": proc.doc.get("documents", [])}
+
+    @rpc
+    def export_events(self, token, after_id=0, limit=500):
+        """This service's event history (its outbox), for rebuilding read models."""
+        require_role(verify_token(token), {"operator", "system"}, "export events")
+        return export(self.db, int(after_id), min(int(limit), 2000))
 
     @rpc
     def health(self):

@@ -92,6 +92,17 @@ def backlog(store) -> dict:
             "oldest": oldest.isoformat() if oldest else None}
 
 
+def export(store, after_id: int = 0, limit: int = 500) -> list[dict]:
+    """Outbox rows after ``after_id`` (sent or not) as ``{"id", "envelope"}``: the
+    service's event history, from which read models are rebuilt."""
+    import json
+    outbox = messaging_tables(store.metadata)["outbox"]
+    with store.session() as s:
+        rows = s.execute(select(outbox.c.id, outbox.c.body).where(outbox.c.id > after_id)
+                         .order_by(outbox.c.id).limit(limit)).all()
+    return [{"id": r.id, "envelope": json.loads(r.body)} for r in rows]
+
+
 class Relay:
     """Publishes a store's unsent outbox rows to RabbitMQ with publisher confirms.
 

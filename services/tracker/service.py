@@ -1,41 +1,140 @@
 """nameko adapter of the tracker: consumes every handoff event (inbox-deduplicated,
-order-checked by sequence) into its read model and answers status queries."""
+order-checked by sequence) into its read model, raises deadline alerts once each on
+a timer, and answers board, timeline and statistics queries for each role."""
 from __future__ import annotations
 
+import os
+from datetime import datetime, timedelta, timezone
+
+from nameko.timer import timer
+
+from services.tracker import domain
 from services.tracker import store as st
-from shared.auth import verify_token
-from shared.errors import NotFound
+from shared.auth import require_role, verify_token
+from shared.errors import InvalidInput, NotAllowed, NotFound
 from shared.logging import configure_logging
 from shared.messaging import backlog, claim
-from shared.nameko_ext import Database, on_event, rpc
-
-CONSUMER = "tracker.events"
+from shared.nameko_ext import Database, OutboxRelay, on_event, rpc
 
 configure_logging("tracker")
+
+CONSUMER = "tracker.events"
+SWEEP_SECONDS = float(os.environ.get("TRACKER_SWEEP_SECONDS", "10"))
+APPROACHING = timedelta(hours=float(os.environ.get("TRACKER_APPROACHING_HOURS", "24")))
+GROUPS = ("month", "county", "domain", "agency", "kind")
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _date(value, field):
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except (TypeError, ValueError):
+        raise InvalidInput(f"{field} is not an ISO date", {field: ["use YYYY-MM-DD"]}) from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
 class TrackerService:
     name = "tracker"
 
     db = Database(st.store)
+    relay = OutboxRelay(st.store)
 
     @on_event(CONSUMER)
     def on_event(self, envelope):
+        if envelope["type"].startswith("deadline."):
+            return "own alert"   # the tracker's own output, nothing to apply
         with self.db.transaction() as s:
             if not claim(s, st.metadata, CONSUMER, envelope):
                 return "duplicate"
             return st.apply(s, envelope)
 
+    @timer(interval=SWEEP_SECONDS)
+    def sweep(self):
+        """Raise ``deadline.approaching`` / ``deadline.breached`` once per deadline."""
+        return self.sweep_now()
+
+    def sweep_now(self, now=None) -> int:
+        now = now or _now()
+        raised = 0
+        with self.db.transaction() as s:
+            rows = st.open_with_deadline(s, now + APPROACHING)
+            for row, level in domain.due_alerts(rows, now, APPROACHING):
+                raised += st.raise_alert(s, row, level, now) is not None
+        return raised
+
     @rpc
     def handoff(self, token, handoff_id):
-        verify_token(token)
+        actor = verify_token(token)
         with self.db.session() as s:
-            found = st.get(s, handoff_id)
+            found = st.get(s, handoff_id, _now())
         if found is None:
             raise NotFound(f"no handoff {handoff_id}", {"handoff_id": ["not found"]})
+        if not domain.can_view(actor, found):
+            raise NotAllowed("you may not see this handoff", {"handoff_id": ["forbidden"]})
         return found
 
     @rpc
+    def board(self, token, kind=None, county=None, agency=None, domain_=None, state=None,
+              q=None, open_only=True, overdue_only=False, limit=200, offset=0):
+        """Open handoffs visible to the caller, nearest deadline first."""
+        actor = verify_token(token)
+        try:
+            limit, offset = min(int(limit), 5000), int(offset)
+        except (TypeError, ValueError):
+            raise InvalidInput("limit and offset must be integers",
+                               {"limit": ["integer"]}) from None
+        with self.db.session() as s:
+            rows = st.board(s, _now(), kind=kind, county=county, agency=agency,
+                            domain_=domain_, state=state, q=q, open_only=open_only,
+                            overdue_only=overdue_only, limit=limit, offset=offset)
+        return [r for r in rows if domain.can_view(actor, r)]
+
+    @rpc
+    def statistics(self, token, group_by="month", start=None, end=None):
+        actor = verify_token(token)
+        if group_by not in GROUPS:
+            raise InvalidInput("unknown grouping", {"group_by": [f"one of: {', '.join(GROUPS)}"]})
+        with self.db.session() as s:
+            rows, steps = st.all_for_statistics(s, _date(start, "start"), _date(end, "end"))
+        rows = [r for r in rows if domain.can_view(actor, r)]
+        return domain.statistics_of(rows, steps, group_by)
+
+    @rpc
+    def metrics(self):
+        """Figures for the Prometheus endpoint of the gateway."""
+        with self.db.session() as s:
+            by_state = st.counts_by_state(s)
+            overdue = st.overdue_count(s, _now())
+        return {"by_state": [list(r) for r in by_state], "overdue": overdue}
+
+    @rpc
+    def reset(self, token):
+        require_role(verify_token(token), {"operator"}, "reset the tracker")
+        with self.db.transaction() as s:
+            st.reset(s)
+        return {"reset": True}
+
+    @rpc
+    def ingest(self, token, envelopes):
+        """Apply a batch of events (a rebuild), with the same inbox and order rules."""
+        require_role(verify_token(token), {"operator"}, "rebuild the tracker")
+        counts = {"applied": 0, "duplicate": 0, "stale": 0, "skipped": 0}
+        for envelope in envelopes:
+            if envelope["type"].startswith("deadline."):
+                counts["skipped"] += 1
+                continue
+            with self.db.transaction() as s:
+                if not claim(s, st.metadata, CONSUMER, envelope):
+                    counts["duplicate"] += 1
+                    continue
+                counts[st.apply(s, envelope)] += 1
+        return counts
+
+    @rpc
     def health(self):
-        """Liveness for compose and ``make run``: answers once consumers and DB are up."""
         return {"service": self.name, "outbox": backlog(self.db)}

@@ -44,3 +44,18 @@ def event_schema(name: str, details_schema: type) -> type[HandoffEventSchema]:
     """The payload schema of one event type: the common part plus its details."""
     return type(name, (HandoffEventSchema,), {
         "details": fields.Nested(details_schema, required=True)})
+
+
+class DeadlineAlertSchema(Base):
+    """A handoff's binding deadline is near (``deadline.approaching``) or past
+    (``deadline.breached``); raised once per deadline and level by the tracker."""
+    handoff_id = fields.String(required=True)
+    kind = fields.String(required=True)
+    case_number = fields.String(required=True)
+    county = fields.String(load_default=None, allow_none=True)
+    owner_unit = fields.String(required=True)
+    counterpart_unit = fields.String(load_default=None, allow_none=True)
+    state = fields.String(required=True)
+    level = fields.String(required=True, validate=validate.OneOf(["approaching", "breached"]))
+    deadline = fields.Nested(DeadlineSchema, required=True)
+    seconds_left = fields.Integer(required=True)

@@ -1,0 +1,104 @@
+"""Tracker rules in plain Python: who may see a tracked handoff, which deadline
+alerts are due, and the statistics over handoffs and their timelines."""
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from datetime import datetime, timedelta
+
+from shared.auth import Actor
+
+ALL_SEEING = ("coordinator", "city_command", "operator", "system")
+COUNTY_ROLES = ("county_command", "agency_head")
+
+
+def units_of(data: dict) -> set[str]:
+    """Every unit an event names as a party: owner, counterpart, and any ``*_unit`` or
+    ``recipients`` in its details (procuratorate copy, forwarded police, ...)."""
+    units = {data.get("owner_unit"), data.get("counterpart_unit")}
+    details = data.get("details") or {}
+    for key, value in details.items():
+        if key.endswith("_unit") and isinstance(value, str):
+            units.add(value)
+        if key in ("competent_authority", "target_unit") and isinstance(value, str):
+            units.add(value)
+        if key == "recipients" and isinstance(value, list):
+            units |= {r if isinstance(r, str) else r.get("unit") for r in value}
+    return {u for u in units if u}
+
+
+def can_view(actor: Actor, row: dict) -> bool:
+    if actor.role in ALL_SEEING:
+        return True
+    if actor.role in COUNTY_ROLES and (actor.county is None or actor.county == row["county"]):
+        return True
+    return actor.unit in (row.get("units") or [])
+
+
+def due_alerts(rows: list[dict], now: datetime, window: timedelta) -> list[tuple[dict, str]]:
+    """(row, 'approaching'|'breached') for each open handoff whose binding deadline is
+    within ``window`` or past. Deadlines that only open an option ('may') never alert."""
+    out = []
+    for row in rows:
+        deadline = row.get("deadline")
+        if not row["open"] or not deadline or deadline.get("obligation", "must") != "must":
+            continue
+        due = datetime.fromisoformat(deadline["due"])
+        if due <= now:
+            out.append((row, "breached"))
+        elif due - now <= window:
+            out.append((row, "approaching"))
+    return out
+
+
+def _rate(numerator: int, denominator: int) -> float | None:
+    return round(numerator / denominator, 4) if denominator else None
+
+
+def statistics_of(handoffs: list[dict], steps: list[dict], group_by: str) -> list[dict]:
+    """Counts, filing/acceptance rates and hours per step, grouped by ``group_by``
+    (month, county, domain, agency or kind). ``steps`` are timeline rows."""
+    def key_of(h: dict) -> str:
+        if group_by == "month":
+            return h["created_at"][:7]
+        if group_by == "agency":
+            return h.get("counterpart_agency") or "transport"
+        return h.get(group_by) or "-"
+
+    groups: dict[str, dict] = defaultdict(lambda: {"count": 0, "open": 0, "overdue": 0,
+                                                   "by_state": defaultdict(int)})
+    group_of = {}
+    for h in handoffs:
+        g = groups[key_of(h)]
+        group_of[h["handoff_id"]] = key_of(h)
+        g["count"] += 1
+        g["open"] += int(h["open"])
+        g["overdue"] += int(bool(h.get("overdue")))
+        g["by_state"][h["state"]] += 1
+    commands: dict[str, dict] = defaultdict(lambda: defaultdict(int))
+    durations: dict[str, dict] = defaultdict(lambda: defaultdict(list))
+    previous: dict[str, datetime] = {}
+    for s in sorted(steps, key=lambda s: (s["handoff_id"], s["step"])):
+        key = group_of.get(s["handoff_id"])
+        if key is None:
+            continue
+        commands[key][s["command"]] += 1
+        at = datetime.fromisoformat(s["at"])
+        if s["handoff_id"] in previous:
+            hours = (at - previous[s["handoff_id"]]).total_seconds() / 3600
+            durations[key][s["command"]].append(hours)
+        previous[s["handoff_id"]] = at
+    out = []
+    for key, g in sorted(groups.items()):
+        c = commands[key]
+        decided = c["file"] + c["not_file"]
+        answered = c["accept"] + c["return"]
+        out.append({
+            group_by: key, "count": g["count"], "open": g["open"], "overdue": g["overdue"],
+            "by_state": dict(g["by_state"]),
+            "filing_rate": _rate(c["file"], decided),
+            "acceptance_rate": _rate(c["accept"], answered),
+            "hours_per_step": {cmd: round(statistics.mean(v), 2)
+                               for cmd, v in sorted(durations[key].items())},
+        })
+    return out
