@@ -1,0 +1,39 @@
+"""nameko adapter of the market-regulation referral (市场监管移送) service: the shared
+handoff RPC (create, act, get, list, procedure, health) over this service's domain.
+``get`` shows the referral's ``case_number`` and ``linked`` handoffs (e.g. the criminal
+referral of the same case in police_handoff)."""
+from __future__ import annotations
+
+from services.market_referral import domain
+from services.market_referral.store import handoffs
+from shared import handoffs as handoff  # module import: nameko run must not see the base
+from shared.auth import verify_token
+from shared.logging import configure_logging
+from shared.nameko_ext import Database, OutboxRelay, rpc
+
+configure_logging("market_referral")
+
+
+class MarketReferralService(handoff.HandoffService):
+    name = "market_referral"
+    domain = domain
+    handoffs = handoffs
+
+    db = Database(handoffs.store)
+    relay = OutboxRelay(handoffs.store)
+
+    @rpc
+    def get(self, token, handoff_id):
+        """The shared ``get``; ``next_actions`` only those of the caller's side (the
+        procedure's roles list both agencies, the side decides)."""
+        found = handoff.HandoffService.get(self, token, handoff_id)
+        actor = verify_token(token)
+        found["next_actions"] = [c for c in found["next_actions"]
+                                 if domain.may_act(actor, found, c)]
+        return found
+
+    @rpc
+    def procedure(self):
+        """The shared table plus directions and sides, referral kinds with their required
+        evidence and legal basis, and the evidence catalogue."""
+        return {**handoff.HandoffService.procedure(self), **domain.describe()}
