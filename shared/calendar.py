@@ -15,6 +15,8 @@ The rule, in short: 期间开始的当日不计算在内；期间届满的最后
 
 Period units:
 
+* ``minutes`` ("30m", "10 minutes"): on the clock, holidays ignored (e.g. a command
+  centre's 30-minute acknowledgement of a joint action).
 * ``hours`` ("24h"): on the clock, holidays ignored.
 * ``days`` ("3d"): calendar days, last day moved forward to the next working day.
 * ``working_days`` ("5wd"): ends with the Nth working day after the start day, for
@@ -36,10 +38,12 @@ import chinese_calendar
 import structlog
 
 TZ = ZoneInfo("Asia/Shanghai")
-UNITS = ("hours", "days", "working_days")
+UNITS = ("minutes", "hours", "days", "working_days")
 
-_SHORT = {"hours": "h", "days": "d", "working_days": "wd"}
+_SHORT = {"minutes": "m", "hours": "h", "days": "d", "working_days": "wd"}
 _UNIT_ALIASES = {
+    "m": "minutes", "min": "minutes", "mins": "minutes", "minute": "minutes",
+    "minutes": "minutes",
     "h": "hours", "hour": "hours", "hours": "hours",
     "d": "days", "day": "days", "days": "days",
     "wd": "working_days", "working_day": "working_days", "working_days": "working_days",
@@ -50,7 +54,8 @@ _END_OF_DAY = time(23, 59, 59)
 
 @dataclass(frozen=True)
 class Period:
-    """A legal period: ``amount`` of ``unit`` ("hours", "days" or "working_days")."""
+    """A legal period: ``amount`` of ``unit`` ("minutes", "hours", "days" or
+    "working_days")."""
 
     amount: int
     unit: str
@@ -65,14 +70,15 @@ class Period:
 
     @classmethod
     def parse(cls, text: str) -> Period:
-        """Parse "24h", "3d", "5wd", "3 days", "24 hours" or "5 working_days"."""
+        """Parse "30m", "24h", "3d", "5wd", "10 minutes", "3 days", "24 hours" or
+        "5 working_days"."""
         match = _PERIOD_RE.match(text) if isinstance(text, str) else None
         unit = None
         if match:
             unit = _UNIT_ALIASES.get(re.sub(r"\s+", "_", match.group(2).lower()))
         if unit is None:
             raise ValueError(
-                f"invalid period {text!r}: expected e.g. '24h', '3d', '5wd', '3 days'")
+                f"invalid period {text!r}: expected e.g. '30m', '24h', '3d', '5wd', '3 days'")
         amount = int(match.group(1))
         if amount <= 0:
             raise ValueError(f"invalid period {text!r}: amount must be > 0")
@@ -124,6 +130,8 @@ def deadline(start: datetime, period: Period | str) -> datetime:
     if isinstance(period, str):
         period = Period.parse(period)
     n = period.amount
+    if period.unit == "minutes":
+        return start.astimezone(UTC) + timedelta(minutes=n)
     if period.unit == "hours":
         return start.astimezone(UTC) + timedelta(hours=n)
 

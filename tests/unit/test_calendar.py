@@ -109,6 +109,31 @@ def test_hours_keep_minutes_and_seconds() -> None:
     assert deadline(start, "2h") == start + timedelta(hours=2)
 
 
+# --- minutes ----------------------------------------------------------------------------
+
+def test_minutes_run_on_the_clock_over_spring_festival() -> None:
+    start = local(2026, 2, 15, 23, 50, 30)  # a holiday, 10 minutes before midnight
+    result = deadline(start, "30m")
+    assert result == local(2026, 2, 16, 0, 20, 30)
+    assert_utc(result)
+    assert deadline(start, Period(10, "minutes")) == start + timedelta(minutes=10)
+    assert deadline(start, "90 minutes") == deadline(start, "90m") == start + timedelta(hours=1.5)
+
+
+def test_minutes_are_never_moved_to_a_working_day() -> None:
+    saturday = local(2026, 3, 7, 9)  # ordinary rest day
+    assert deadline(saturday, "10m") == local(2026, 3, 7, 9, 10)
+
+
+def test_minutes_validate_like_other_units() -> None:
+    with pytest.raises(ValueError, match="amount must be > 0"):
+        Period.parse("0m")
+    with pytest.raises(ValueError):
+        Period(0, "minutes")
+    with pytest.raises(ValueError, match="start must be timezone-aware"):
+        deadline(datetime(2026, 2, 12, 10), "30m")
+
+
 # --- working days -----------------------------------------------------------------------
 
 def test_one_working_day_after_friday_before_spring_festival_is_adjusted_saturday() -> None:
@@ -189,6 +214,10 @@ def test_period_crossing_into_2027_uses_fallback() -> None:
         ("5 working days", Period(5, "working_days")),
         ("1 day", Period(1, "days")),
         (" 7D ", Period(7, "days")),
+        ("30m", Period(30, "minutes")),
+        ("10 minutes", Period(10, "minutes")),
+        ("1 minute", Period(1, "minutes")),
+        ("15 min", Period(15, "minutes")),
     ],
 )
 def test_period_parse_good(text: str, expected: Period) -> None:
@@ -204,7 +233,7 @@ def test_period_parse_bad_names_the_text(text: str) -> None:
     assert repr(text) in str(exc.value)
 
 
-@pytest.mark.parametrize("text", ["24h", "3d", "5wd"])
+@pytest.mark.parametrize("text", ["30m", "24h", "3d", "5wd"])
 def test_period_str_round_trips(text: str) -> None:
     assert str(Period.parse(text)) == text
     assert str(Period.parse(str(Period.parse(text)))) == text
