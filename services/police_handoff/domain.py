@@ -11,11 +11,10 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from marshmallow import ValidationError
-
 from shared.auth import Actor, NotAllowed
 from shared.errors import InvalidInput
 from shared.procedure import Procedure
+from shared.schemas.common import load_payload
 from shared.schemas.criminal_referral import COMMAND_SCHEMAS
 from shared.standards import FactError, judgment_rules
 
@@ -32,12 +31,7 @@ def document_kinds() -> dict[str, dict]:
 
 def validate(command: str, payload) -> dict:
     """Load a command's payload with its schema; InvalidInput names each bad field."""
-    if not isinstance(payload, dict):
-        raise InvalidInput("payload must be an object", {"payload": ["must be an object"]})
-    try:
-        data = COMMAND_SCHEMAS[command]().load(payload)
-    except ValidationError as exc:
-        raise InvalidInput(f"invalid {command} payload", exc.messages) from None
+    data = load_payload(COMMAND_SCHEMAS, command, payload)
     known = document_kinds()
     bad = {i: [f"unknown document kind {d['kind']!r}; one of: {', '.join(known)}"]
            for i, d in enumerate(data.get("documents") or []) if d["kind"] not in known}
@@ -177,16 +171,5 @@ def event_payload(rec: dict, step: dict) -> dict:
         "counterpart_unit": rec.get("counterpart_unit"), "command": step["command"],
         "previous_state": step["from"], "state": step["to"], "step": step["step"],
         "at": step["at"], "deadline": rec.get("deadline"), "satisfied": step["satisfied"],
-        "details": _json_safe(step["details"]),
+        "details": step["details"],
     }
-
-
-def _json_safe(value):
-    from decimal import Decimal
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, Decimal):
-        return str(value)
-    return value

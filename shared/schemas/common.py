@@ -2,6 +2,8 @@
 and credit codes, documents, counties."""
 from __future__ import annotations
 
+from decimal import Decimal
+
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
 from stdnum.cn import ric, uscc
 from stdnum.exceptions import ValidationError as StdnumError
@@ -69,3 +71,29 @@ class DocumentSchema(Base):
 
 
 county_field = fields.String(required=True, validate=validate.OneOf(list(COUNTIES)))
+
+
+def json_safe(value):
+    """Loaded data as plain JSON values (Decimal -> str), fit for JSON columns/events."""
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, Decimal):
+        return str(value)
+    return value
+
+
+def load_payload(schemas: dict, command: str, payload) -> dict:
+    """Load a command's payload with its schema as plain JSON values; InvalidInput names
+    the unknown command or each bad field."""
+    from shared.errors import InvalidInput
+    if command not in schemas:
+        raise InvalidInput(f"unknown command {command!r}",
+                           {"command": [f"one of: {', '.join(sorted(schemas))}"]})
+    if not isinstance(payload, dict):
+        raise InvalidInput("payload must be an object", {"payload": ["must be an object"]})
+    try:
+        return json_safe(schemas[command]().load(payload))
+    except ValidationError as exc:
+        raise InvalidInput(f"invalid {command} payload", exc.messages) from None

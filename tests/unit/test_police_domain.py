@@ -260,3 +260,20 @@ def test_standard_is_consistent():
     for state in proc.states:   # every non-final state has a way forward
         assert proc.is_final(state) or proc.allowed(state), state
     assert len(proc.doc["documents"]) == 5
+
+
+def test_prior_fine_is_stored_as_plain_json():
+    payload = draft_payload(prior_penalties=[{"kind": "fine", "decision_number": "D-1",
+                                              "fine_yuan": "2000.50"}])
+    rec, step = domain.create("draft", UNIT, payload, T0)
+    import json
+    json.dumps(rec)   # the record goes into a JSON column as it is
+    assert rec["prior_penalties"][0]["fine_yuan"] == "2000.50"
+    assert domain.event_payload(rec, step)["details"]["prior_penalties"][0]["fine_yuan"] \
+        == "2000.50"
+
+
+def test_unknown_creation_command_is_a_field_error():
+    with pytest.raises(InvalidInput) as err:
+        domain.create("teleport", UNIT, draft_payload(), T0)
+    assert "command" in err.value.errors
