@@ -33,6 +33,7 @@ COPY pyproject.toml config.yaml ./
 COPY shared/ ./shared/
 COPY services/ ./services/
 COPY contracts/ ./contracts/
+COPY deploy/ ./deploy/
 RUN pip install --no-deps . \
  && rm -rf build ./*.egg-info
 

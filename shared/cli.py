@@ -19,7 +19,7 @@ from shared.auth import ROLES, Actor, issue_token
 from shared.deadletters import amqp_uri
 
 ROOT = Path(__file__).resolve().parent.parent
-SERVICES = ["police_handoff", "tracker"]
+SERVICES = ["police_handoff", "tracker", "gateway", "market_referral", "command"]
 
 
 def _print(obj) -> None:
@@ -110,8 +110,11 @@ def cmd_run(args) -> int:
         print(f"  {name:16s} ready  rpc: {name}.*  log: {log_dir / (name + '.log')}", flush=True)
     if not stopping:
         databases = os.environ.get("DATABASE_URL") or f"SQLite in {log_dir.parent}"
-        print(f"Liandong is running on {amqp_uri().rsplit('@', 1)[-1]} (databases: {databases})."
-              " Try: liandong procedure | liandong --help. Ctrl-C stops.", flush=True)
+        web = os.environ.get("WEB_SERVER_ADDRESS", "127.0.0.1:8000")
+        print(f"Liandong is running on {amqp_uri().rsplit('@', 1)[-1]} (databases: {databases}).\n"
+              f"  HTTP API: http://{web}/api/v1/  (OpenAPI: http://{web}/api/v1/openapi.json,"
+              f" metrics: http://{web}/metrics)\n"
+              "  Try: liandong procedure | liandong --help. Ctrl-C stops.", flush=True)
     if args.detach:
         return 0 if not stopping else 1
     while not stopping:
@@ -172,6 +175,86 @@ def cmd_referral(args) -> int:
         elif args.action == "list":
             _print(_call(svc.list, token, args.state, args.county_filter))
     return 0
+
+
+def _operator_token() -> str:
+    return issue_token(Actor(user_id="cli-operator", role="operator", unit="wenzhou-ops"))
+
+
+def _progress(total=None, desc=""):
+    from tqdm import tqdm
+    return tqdm(total=total, desc=desc, unit="ev", file=sys.stderr,
+                disable=not sys.stderr.isatty() and os.environ.get("LIANDONG_PROGRESS") != "1")
+
+
+def cmd_board(args) -> int:
+    with _rpc() as rpc:
+        rows = _call(rpc.tracker.board, _token(args), args.kind, args.in_county, args.agency,
+                     None, args.state, args.q, not args.all, args.overdue, args.limit, 0)
+    for r in rows:
+        d = r.get("deadline") or {}
+        left = r.get("time_left_seconds")
+        left_text = "-" if left is None else f"{left / 3600:+.1f}h"
+        print(f"{'!' if r.get('overdue') else ' '} {r['handoff_id'][:8]} {r['kind']:18s} "
+              f"{r['case_number']:22s} {r['state']:26s} {d.get('id', '-'):24s} {left_text}")
+    print(f"{len(rows)} handoff(s)")
+    return 0
+
+
+def cmd_handoff(args) -> int:
+    with _rpc() as rpc:
+        _print(_call(rpc.tracker.handoff, _token(args), args.handoff_id))
+    return 0
+
+
+def cmd_rebuild(args) -> int:
+    """Reset the tracker and re-apply every service's event history, page by page."""
+    token = _operator_token()
+    sources = [s for s in SERVICES if s not in ("tracker", "gateway")]
+    totals = {"applied": 0, "duplicate": 0, "stale": 0, "skipped": 0}
+    with _rpc() as rpc:
+        _call(rpc.tracker.reset, token)
+        for name in sources:
+            svc = getattr(rpc, name)
+            after = 0
+            with _progress(desc=f"{name:16s}") as bar:
+                while True:
+                    page = _call(svc.export_events, token, after, args.page)
+                    if not page:
+                        break
+                    counts = _call(rpc.tracker.ingest, token, [p["envelope"] for p in page])
+                    for k, v in counts.items():
+                        totals[k] = totals.get(k, 0) + v
+                    after = page[-1]["id"]
+                    bar.update(len(page))
+    print(f"rebuilt from {', '.join(sources)}: {totals}")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    """Seed a demo scenario: referrals at every stage of the procedure."""
+    from shared.demo import seed
+    with _rpc() as rpc, _progress(total=args.count, desc="referrals") as bar:
+        result = seed(rpc, args.count, progress=bar.update)
+    _print(result)
+    return 0
+
+
+def cmd_audit(args) -> int:
+    """Verify the hash-chained audit trail of each handoff service (or one handoff)."""
+    token = _operator_token()
+    failed = False
+    with _rpc() as rpc:
+        for name in args.service or [s for s in SERVICES if s not in ("tracker", "gateway")]:
+            result = _call(getattr(rpc, name).verify_audit, token, args.id)
+            status = "BROKEN" if result["problems"] else "intact"
+            print(f"{name:16s} {result['handoffs']} handoff(s), {result['steps']} step(s): "
+                  f"{status}")
+            for handoff_id, problems in result["problems"].items():
+                failed = True
+                for problem in problems:
+                    print(f"  {handoff_id}: {problem}")
+    return 1 if failed else 0
 
 
 def cmd_outbox(args) -> int:
@@ -298,6 +381,37 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--state")
     r.add_argument("--in-county", dest="county_filter")
     r.set_defaults(fn=cmd_referral)
+
+    p = sub.add_parser("board", help="open handoffs visible to you, nearest deadline first")
+    _identity(p)
+    p.add_argument("--kind")
+    p.add_argument("--in-county", dest="in_county")
+    p.add_argument("--agency")
+    p.add_argument("--state")
+    p.add_argument("--q", help="case number, plate or party")
+    p.add_argument("--overdue", action="store_true")
+    p.add_argument("--all", action="store_true", help="include closed")
+    p.add_argument("--limit", type=int, default=200)
+    p.set_defaults(fn=cmd_board)
+
+    p = sub.add_parser("handoff", help="status, next deadline and timeline of one handoff")
+    _identity(p)
+    p.add_argument("handoff_id")
+    p.set_defaults(fn=cmd_handoff)
+
+    p = sub.add_parser("rebuild-tracker",
+                       help="reset the tracker and re-apply every service's events")
+    p.add_argument("--page", type=int, default=500, help="events per batch")
+    p.set_defaults(fn=cmd_rebuild)
+
+    p = sub.add_parser("demo", help="seed a demo scenario through the running services")
+    p.add_argument("--count", type=int, default=20, help="number of referrals")
+    p.set_defaults(fn=cmd_demo)
+
+    p = sub.add_parser("audit", help="verify the tamper-evident audit trails (hash chains)")
+    p.add_argument("--service", action="append", help="only this service (repeatable)")
+    p.add_argument("--id", help="only this handoff")
+    p.set_defaults(fn=cmd_audit)
 
     p = sub.add_parser("outbox", help="show each service's unsent outbox backlog")
     p.add_argument("--service", action="append", choices=SERVICES)

@@ -10,7 +10,8 @@ from functools import lru_cache
 from marshmallow import ValidationError
 
 from shared.errors import InvalidInput
-from shared.schemas import criminal_referral
+from shared.schemas import command as command_centres
+from shared.schemas import criminal_referral, market_referral
 from shared.schemas.handoff import DeadlineAlertSchema, event_schema
 from shared.standards import load_standard
 
@@ -18,6 +19,11 @@ from shared.standards import load_standard
 # in contracts/standards/<kind>.yaml whose creations/transitions name the events.
 KINDS = {
     "criminal_referral": criminal_referral.COMMAND_SCHEMAS,
+    "market_referral": market_referral.COMMAND_SCHEMAS,
+    # command centres (services/command): the event details are the validated input plus
+    # what the service adds (recipient, due times); escalation is a step of the action
+    "joint_action": command_centres.JOINT_ACTION_DETAILS,
+    "assistance_request": command_centres.ASSISTANCE_DETAILS,
 }
 
 # Events that are not a procedure step (timers, alerts): type -> full payload schema.

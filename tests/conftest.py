@@ -90,6 +90,12 @@ def vhost(name: str, local: bool):
         subprocess.run(["rabbitmqctl", "-q", "delete_vhost", name], capture_output=True)
 
 
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def drop_databases(dsn: str, prefix: str) -> None:
     from sqlalchemy import create_engine, text
 
@@ -112,11 +118,18 @@ class Stack:
         self.tmp = tmp
         self.database_url = database_url
         self.procs: dict[str, subprocess.Popen] = {}
+        self.http_port = free_port()
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
 
     @property
     def env(self) -> dict:
         env = {**os.environ, "AMQP_URI": self.amqp_uri, "LIANDONG_DATA_DIR": str(self.tmp),
-               "PYTHONWARNINGS": "ignore", "LOG_LEVEL": "INFO"}
+               "PYTHONWARNINGS": "ignore", "LOG_LEVEL": "INFO",
+               "WEB_SERVER_ADDRESS": f"127.0.0.1:{self.http_port}",
+               "TRACKER_SWEEP_SECONDS": "1"}
         env.pop("DATABASE_URL", None)
         env.pop("LIANDONG_FAULT", None)
         if self.database_url:

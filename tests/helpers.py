@@ -48,3 +48,87 @@ DOCUMENTS = [
 
 TRANSFER = {"police_unit": POLICE.unit, "procuratorate_unit": PROCURATORATE.unit,
             "documents": DOCUMENTS}
+
+
+# --- market-regulation referrals (市场监管移送) -----------------------------------------
+
+OTHER_MARKET = Actor("mr-xu", "market_regulation", "ruian-amr", "ruian")
+COUNTY_COMMAND = Actor("cc-chen", "county_command", "lucheng-command", "lucheng")
+OTHER_COUNTY_COMMAND = Actor("cc-pan", "county_command", "ouhai-command", "ouhai")
+CITY_COMMAND = Actor("city-zhang", "city_command", "wenzhou-command", None)
+
+VALID_USCC = "91330300MA2HA1B2C9"     # checksum-valid unified social credit code
+INVALID_USCC = "91330300MA2HA1B2C0"   # wrong check character
+
+
+def evidence(*kinds: str) -> list[dict]:
+    """Evidence documents of the given kinds (contracts/standards/market_referral.yaml)."""
+    return [{"kind": k, "title": f"{k} 材料", "reference": f"温交执〔2026〕{i}号"}
+            for i, k in enumerate(kinds, start=1)]
+
+
+# required evidence of driving_training_price_fraud
+PRICE_FRAUD_EVIDENCE = evidence("referral_letter", "case_description", "price_list",
+                                "fee_receipts")
+
+
+def market_payload(case_number: str = "WZ-LC-2026-0101", **over) -> dict:
+    """A transport -> market regulation referral of a driving-training intermediary."""
+    payload = {
+        "referral_kind": "driving_training_price_fraud", "case_number": case_number,
+        "county": "lucheng", "target_unit": MARKET.unit,
+        "summary": "驾培中介以“包过”“低价学车”招揽学员，报名后以各种名目加价收费",
+        "parties": [{"name": "温州某驾培咨询服务有限公司", "role": "intermediary",
+                     "id_type": "uscc", "id_number": VALID_USCC},
+                    {"name": "张三", "role": "intermediary", "id_type": "resident_id",
+                     "id_number": VALID_ID, "phone": "13812345678"}],
+        "documents": PRICE_FRAUD_EVIDENCE,
+    }
+    payload.update(over)
+    return payload
+
+
+def market_to_transport_payload(case_number: str = "WZ-AMR-2026-0007", **over) -> dict:
+    """A market regulation -> transport referral of a repair shop that never filed."""
+    payload = {
+        "referral_kind": "vehicle_repair_unfiled", "case_number": case_number,
+        "county": "lucheng", "target_unit": UNIT.unit,
+        "summary": "某汽车维修店已办理营业执照，未向交通运输主管部门备案即从事维修经营",
+        "parties": [{"name": "温州某汽车维修店", "role": "operator", "id_type": "uscc",
+                     "id_number": VALID_USCC}],
+        "documents": evidence("referral_letter", "case_description", "inspection_record",
+                              "filing_query"),
+    }
+    payload.update(over)
+    return payload
+
+
+# --- command centres (services/command) -------------------------------------------------
+
+CITY = Actor("cmd-chen", "city_command", "wenzhou-command", None)
+LUCHENG = Actor("cmd-lc", "county_command", "lucheng-command", "lucheng")
+OUHAI = Actor("cmd-oh", "county_command", "ouhai-command", "ouhai")
+RUIAN = Actor("cmd-ra", "county_command", "ruian-command", "ruian")
+TAISHUN = Actor("cmd-ts", "county_command", "taishun-command", "taishun")
+LUCHENG_PSB = Actor("psb-lc", "police", "lucheng-psb", "lucheng")
+CITY_AMR = Actor("amr-wz", "market_regulation", "wenzhou-amr", None)
+
+
+def dispatch_payload(now, recipients=("lucheng-command", "ouhai-command", "wenzhou-amr"),
+                     **over) -> dict:
+    """A city-wide joint action on illegal ride-hailing, window [now+1h, now+5h]."""
+    from datetime import timedelta
+    payload = {
+        "title": "温州南站周边非法营运整治", "domain": "illegal_operation",
+        "area": ["lucheng", "ouhai"], "location": "温州南站、机场周边",
+        "window_start": (now + timedelta(hours=1)).isoformat(),
+        "window_end": (now + timedelta(hours=5)).isoformat(),
+        "priority": "normal", "instructions": "联合查处非法营运车辆，发现涉嫌犯罪线索及时移送",
+        "recipients": list(recipients),
+    }
+    payload.update(over)
+    return payload
+
+
+RESULT = {"vehicles_checked": 40, "cases_opened": 3, "referrals_made": 0,
+          "summary": "查处非法营运车辆3辆"}

@@ -1,0 +1,178 @@
+"""The HTTP API as data: routes, the collections of handoffs behind them, and the
+OpenAPI document generated from this table and the marshmallow schemas."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cache
+
+from apispec import APISpec
+from apispec.ext.marshmallow import MarshmallowPlugin
+from marshmallow import Schema, fields
+
+from shared.events import KINDS
+from shared.procedure import Procedure
+
+API = "/api/v1"
+
+# URL collection -> (service name, procedure kind)
+COLLECTIONS: dict[str, tuple[str, str]] = {
+    "criminal-referrals": ("police_handoff", "criminal_referral"),
+    "market-referrals": ("market_referral", "market_referral"),
+}
+# URL collection -> procedure kind, both kept by the command service (list, get, act)
+COMMAND_COLLECTIONS: dict[str, str] = {
+    "joint-actions": "joint_action",
+    "assistance-requests": "assistance_request",
+}
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str            # OpenAPI style: /api/v1/handoffs/{handoff_id}
+    summary: str
+    tag: str
+    auth: bool = True
+    params: tuple = ()   # (name, in, type, description)
+    body: str | None = None
+    responses: dict = field(default_factory=lambda: {"200": "OK"})
+
+
+BOARD_FILTERS = (
+    ("kind", "query", "string", "criminal_referral, market_referral, joint_action, ..."),
+    ("county", "query", "string", "county code, e.g. lucheng"),
+    ("agency", "query", "string", "counterpart agency: police, market_regulation, command"),
+    ("domain", "query", "string", "joint-action domain, e.g. key_vehicles"),
+    ("state", "query", "string", "current state"),
+    ("q", "query", "string", "case number, plate or party name"),
+    ("overdue", "query", "boolean", "only overdue"),
+    ("all", "query", "boolean", "include closed handoffs"),
+    ("limit", "query", "integer", "at most this many (default 200)"),
+    ("offset", "query", "integer", "skip this many"),
+)
+
+ROUTES: list[Route] = [
+    Route("POST", f"{API}/login", "Sign in; returns a bearer token", "auth", auth=False,
+          body="Login"),
+    Route("GET", f"{API}/me", "Who the token belongs to", "auth"),
+    Route("GET", f"{API}/openapi.json", "This document", "meta", auth=False),
+    Route("GET", "/healthz", "Gateway liveness", "meta", auth=False),
+    Route("GET", "/metrics", "Prometheus metrics", "meta", auth=False),
+    Route("GET", f"{API}/handoffs", "Board: handoffs visible to the caller, nearest deadline "
+          "first; format=csv|xlsx exports", "tracking",
+          params=BOARD_FILTERS + (("format", "query", "string", "json (default), csv, xlsx"),)),
+    Route("GET", f"{API}/handoffs/{{handoff_id}}", "Status, timeline, next deadline",
+          "tracking", params=(("handoff_id", "path", "string", "handoff id"),)),
+    Route("GET", f"{API}/statistics", "Counts, rates, hours per step", "tracking",
+          params=(("group_by", "query", "string", "month, county, domain, agency, kind"),
+                  ("start", "query", "string", "YYYY-MM-DD"),
+                  ("end", "query", "string", "YYYY-MM-DD"))),
+    Route("POST", f"{API}/evaluate", "Judgment standards on a case's facts", "referrals",
+          body="Facts"),
+    Route("GET", f"{API}/procedures/{{kind}}", "A procedure's transition table", "referrals",
+          params=(("kind", "path", "string", "criminal_referral, market_referral, ..."),)),
+    Route("GET", f"{API}/procedures/{{kind}}/payloads", "JSON Schema of each command's "
+          "payload (the console builds its forms from them)", "referrals", auth=False,
+          params=(("kind", "path", "string", "criminal_referral, market_referral, ..."),)),
+    Route("GET", "/", "The web console (services/gateway/static/index.html)", "console",
+          auth=False),
+    Route("GET", "/static/{path}", "The console's static files (HTML, ES modules, CSS)",
+          "console", auth=False,
+          params=(("path", "path", "string", "a file under services/gateway/static"),)),
+]
+for collection, (_service, kind) in COLLECTIONS.items():
+    p = (("id", "path", "string", "handoff id"),)
+    ROUTES += [
+        Route("GET", f"{API}/{collection}", f"List {kind} visible to the caller", kind,
+              params=(("state", "query", "string", "state"),
+                      ("county", "query", "string", "county"))),
+        Route("POST", f"{API}/{collection}", f"Create a {kind} (command in ?command=)", kind,
+              params=(("command", "query", "string", "creation command"),), body="Payload",
+              responses={"201": "Created"}),
+        Route("GET", f"{API}/{collection}/{{id}}", f"One {kind} with timeline and next "
+              "actions for the caller", kind, params=p),
+        Route("POST", f"{API}/{collection}/{{id}}/{{command}}", f"Apply a {kind} step", kind,
+              params=p + (("command", "path", "string", "procedure command"),), body="Payload"),
+    ]
+for collection, kind in COMMAND_COLLECTIONS.items():
+    p = (("id", "path", "string", "handoff id"),)
+    ROUTES += [
+        Route("GET", f"{API}/{collection}", f"List {kind} visible to the caller", kind,
+              params=(("state", "query", "string", "state"),
+                      ("county", "query", "string", "county"))),
+        Route("GET", f"{API}/{collection}/{{id}}", f"One {kind} with its recipients, "
+              "timeline and next actions for the caller", kind, params=p),
+        Route("POST", f"{API}/{collection}/{{id}}/{{command}}", f"Apply a {kind} step", kind,
+              params=p + (("command", "path", "string", "procedure command"),), body="Payload"),
+    ]
+
+
+def _payload_classes() -> dict[str, dict]:
+    from shared.schemas import command, criminal_referral, market_referral
+    return {"criminal_referral": criminal_referral.COMMAND_SCHEMAS,
+            "market_referral": market_referral.COMMAND_SCHEMAS,
+            "joint_action": command.JOINT_ACTION_COMMANDS,
+            "assistance_request": command.ASSISTANCE_COMMANDS}
+
+
+@cache
+def payload_schemas(kind: str) -> dict | None:
+    """command -> JSON Schema of its payload (what the service loads), or None."""
+    from shared.contracts import schema_document
+    classes = _payload_classes().get(kind)
+    if classes is None:
+        return None
+    return {command: schema_document(cls, schema_id=f"urn:liandong:payload:{kind}.{command}",
+                                     title=f"{kind}.{command}")
+            for command, cls in classes.items()}
+
+
+class ErrorSchema(Schema):
+    code = fields.String(required=True, metadata={"description": "machine-readable code"})
+    message = fields.String(required=True)
+    errors = fields.Dict(metadata={"description": "field -> messages"})
+
+
+class LoginSchema(Schema):
+    username = fields.String(required=True)
+    password = fields.String(required=True)
+
+
+def openapi() -> dict:
+    spec = APISpec(title="Liandong API", version="1.0.0", openapi_version="3.0.3",
+                   plugins=[MarshmallowPlugin()],
+                   info={"description": "Cross-agency handoffs of Wenzhou transport "
+                                        "enforcement (联动). Every error is JSON: "
+                                        "{code, message, errors}."})
+    spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
+    spec.components.schema("Error", schema=ErrorSchema)
+    spec.components.schema("Login", schema=LoginSchema)
+    spec.components.schema("Facts", {"type": "object", "additionalProperties": True})
+    spec.components.schema("Payload", {"type": "object", "additionalProperties": True,
+                                       "description": "the command's payload; see "
+                                       "x-commands of the path"})
+    error = {"description": "error", "content": {
+        "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+    paths: dict[str, dict] = {}
+    for r in ROUTES:
+        op = {"summary": r.summary, "tags": [r.tag],
+              "responses": {code: {"description": text, "content": {"application/json": {
+                  "schema": {"type": "object"}}}} for code, text in r.responses.items()}}
+        op["responses"].update({"400": error, "401": error, "403": error, "404": error,
+                                "409": error, "422": error})
+        if r.auth:
+            op["security"] = [{"bearer": []}]
+        if r.params:
+            op["parameters"] = [{"name": n, "in": where, "required": where == "path",
+                                 "schema": {"type": t}, "description": d}
+                                for n, where, t, d in r.params]
+        if r.body:
+            op["requestBody"] = {"required": True, "content": {"application/json": {
+                "schema": {"$ref": f"#/components/schemas/{r.body}"}}}}
+        kind = r.tag
+        if r.body == "Payload" and kind in KINDS:
+            op["x-commands"] = sorted(Procedure.load(kind).commands)
+        paths.setdefault(r.path, {})[r.method.lower()] = op
+    for path, ops in paths.items():
+        spec.path(path=path, operations=ops)
+    return spec.to_dict()
