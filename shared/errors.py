@@ -60,3 +60,29 @@ class InvalidTransition(Rejected):
 class NotFound(Rejected):
     code = "not_found"
     http_status = 404
+
+
+def bounded(value, field: str, low: int, high: int) -> int:
+    """An integer parameter within [low, high], or InvalidInput naming the field."""
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise InvalidInput(f"{field} must be an integer", {field: ["integer"]}) from None
+    if not low <= number <= high:
+        raise InvalidInput(f"{field} is out of range", {field: [f"from {low} to {high}"]})
+    return number
+
+
+def nul_free(value, field: str = "value"):
+    """Reject NUL characters anywhere in strings (no database stores them as text)."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise InvalidInput("text must not contain NUL characters", {field: ["NUL"]})
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            nul_free(key, field)
+            nul_free(item, f"{field}.{key}" if field != "value" else str(key))
+    elif isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            nul_free(item, f"{field}.{i}")
+    return value

@@ -26,7 +26,7 @@ from shared import audit
 from shared import envelope as env
 from shared.auth import Actor, require_role, verify_token
 from shared.db import Store
-from shared.errors import InvalidTransition, NotAllowed, NotFound
+from shared.errors import InvalidTransition, NotAllowed, NotFound, bounded
 from shared.messaging import backlog, export, messaging_tables, stage
 from shared.nameko_ext import rpc
 
@@ -219,7 +219,8 @@ class HandoffService:
         actor = verify_token(token)
         with self.db.session() as s:
             found = self.handoffs.search(s, state=state, county=county,
-                                         limit=min(int(limit), 1000), offset=int(offset))
+                                         limit=bounded(limit, "limit", 1, 1000),
+                                         offset=bounded(offset, "offset", 0, 10**7))
         return [public(r) for r in found if self.domain.can_view(actor, r)]
 
     @rpc

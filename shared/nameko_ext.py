@@ -6,6 +6,7 @@ path for what cannot be processed, requeue for transient faults).
 from __future__ import annotations
 
 import json
+import os
 from datetime import datetime, timezone
 from functools import partial
 
@@ -27,6 +28,9 @@ from shared.topology import DLX, consumer_queue, declare
 log = structlog.get_logger(__name__)
 
 PERMANENT = (Rejected, ValidationError, env.EnvelopeError)
+# LIANDONG_FAULT=crash_before_ack: die like kill -9 between a consumer's commit and its
+# ack (used by the tests that prove nothing is applied twice); unset in production.
+FAULT = os.environ.get("LIANDONG_FAULT", "")
 
 
 class Database(DependencyProvider):
@@ -166,6 +170,9 @@ class EventEntrypoint(Entrypoint):
 
     def handle_result(self, message, envelope, worker_ctx, result=None, exc_info=None):
         if exc_info is None:
+            if FAULT == "crash_before_ack":   # tests: die like kill -9 after commit, before ack
+                log.warning("fault_injected", fault=FAULT, event_id=envelope["id"])
+                os._exit(137)
             self.queue_consumer.ack_message(message)
         elif isinstance(exc_info[1], PERMANENT):
             self._reject(message, exc_info[1], envelope)

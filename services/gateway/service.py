@@ -24,7 +24,7 @@ from services.gateway import api, users
 from shared import calendar
 from shared.auth import verify_token
 from shared.cli import SERVICES
-from shared.errors import InvalidInput, NotFound, Rejected, Unauthenticated
+from shared.errors import InvalidInput, NotFound, Rejected, Unauthenticated, nul_free
 from shared.logging import configure_logging
 from shared.nameko_ext import rpc
 
@@ -67,6 +67,11 @@ class JsonHttp(HttpRequestHandler):
 
     def handle_request(self, request):
         started = time.perf_counter()
+        try:   # one check for every route: query string and path are text
+            nul_free(request.args.to_dict(flat=False), "query")
+            nul_free(request.path, "path")
+        except Rejected as exc:
+            return error_response(exc)
         response = super().handle_request(request)
         LATENCY.labels(self.url, self.method).observe(time.perf_counter() - started)
         return response

@@ -57,8 +57,11 @@ def load_users(path: str | None = None) -> dict[str, dict]:
 
 def login(username: str, password: str) -> dict:
     """A signed token for valid credentials; the same error for any wrong part."""
-    user = load_users().get(username or "")
-    if not user or not check_password(password or "", user["password"]):
+    if not isinstance(username, str) or not isinstance(password, str):
+        raise Unauthenticated("user name and password must be strings",
+                              {"username": ["string"], "password": ["string"]})
+    user = load_users().get(username)
+    if not user or not check_password(password, user["password"]):
         raise Unauthenticated("wrong user name or password",
                               {"password": ["wrong user name or password"]})
     actor = Actor(user_id=username, role=user["role"], unit=user["unit"],

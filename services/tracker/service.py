@@ -11,7 +11,7 @@ from nameko.timer import timer
 from services.tracker import domain
 from services.tracker import store as st
 from shared.auth import require_role, verify_token
-from shared.errors import InvalidInput, NotAllowed, NotFound
+from shared.errors import InvalidInput, NotAllowed, NotFound, bounded
 from shared.logging import configure_logging
 from shared.messaging import backlog, claim
 from shared.nameko_ext import Database, OutboxRelay, on_event, rpc
@@ -83,11 +83,7 @@ class TrackerService:
               q=None, open_only=True, overdue_only=False, limit=200, offset=0):
         """Open handoffs visible to the caller, nearest deadline first."""
         actor = verify_token(token)
-        try:
-            limit, offset = min(int(limit), 5000), int(offset)
-        except (TypeError, ValueError):
-            raise InvalidInput("limit and offset must be integers",
-                               {"limit": ["integer"]}) from None
+        limit, offset = bounded(limit, "limit", 1, 5000), bounded(offset, "offset", 0, 10**7)
         with self.db.session() as s:
             rows = st.board(s, _now(), kind=kind, county=county, agency=agency,
                             domain_=domain_, state=state, q=q, open_only=open_only,

@@ -87,12 +87,13 @@ def json_safe(value):
 def load_payload(schemas: dict, command: str, payload) -> dict:
     """Load a command's payload with its schema as plain JSON values; InvalidInput names
     the unknown command or each bad field."""
-    from shared.errors import InvalidInput
+    from shared.errors import InvalidInput, nul_free
     if command not in schemas:
         raise InvalidInput(f"unknown command {command!r}",
                            {"command": [f"one of: {', '.join(sorted(schemas))}"]})
     if not isinstance(payload, dict):
         raise InvalidInput("payload must be an object", {"payload": ["must be an object"]})
+    nul_free(payload)
     try:
         return json_safe(schemas[command]().load(payload))
     except ValidationError as exc:

@@ -164,3 +164,22 @@ def test_relay_killed_between_publish_and_mark_applies_once(stack):
                                {"transfer_report": "r"})
     found = tracked(stack, referral_id, 2)
     assert [e["step"] for e in found["timeline"]] == [1, 2]
+
+
+def test_consumer_killed_between_commit_and_ack_applies_once(stack):
+    first, second = real_envelopes(2)
+    stack.stop("tracker")
+    proc = stack.start("tracker", LIANDONG_FAULT="crash_before_ack")
+    publish(stack.amqp_uri, env.encode(first), first["type"], first["id"])
+    wait_for(lambda: proc.poll() is not None, message="the tracker to die before its ack")
+    stack.procs.pop("tracker")
+    store = stack.store("tracker")
+    inbox = messaging_tables(tr_store.metadata)["inbox"]
+    with store.session() as s:         # committed before the crash
+        assert s.execute(select(func.count()).where(inbox.c.event_id == first["id"])
+                         ).scalar() == 1
+    store.dispose()
+    stack.start("tracker")             # the unacked message is delivered again
+    publish(stack.amqp_uri, env.encode(second), second["type"], second["id"])
+    found = tracked(stack, first["subject"], 2)
+    assert [e["event_id"] for e in found["timeline"]] == [first["id"], second["id"]]
