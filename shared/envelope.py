@@ -89,8 +89,9 @@ def encode(envelope: dict) -> bytes:
     return json.dumps(envelope, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
-def decode(body) -> dict:
-    """Parse and validate a message body; raise EnvelopeError naming the bad field."""
+def decode(body, verify=None) -> dict:
+    """Parse and validate a message body; raise EnvelopeError naming the bad field.
+    ``verify(raw_dict)`` (e.g. the signature check) sees the body exactly as sent."""
     if isinstance(body, (bytes, bytearray)):
         try:
             body = body.decode("utf-8")
@@ -107,4 +108,6 @@ def decode(body) -> dict:
         loaded = _schema.load(body)
     except ValidationError as exc:
         raise EnvelopeError(exc.messages) from None
+    if verify is not None:
+        verify(body)
     return {**body, "time": loaded["time"].isoformat(), "sequence": loaded["sequence"]}

@@ -33,6 +33,7 @@ from sqlalchemy import (
 )
 
 from shared import envelope as env
+from shared import signing
 
 log = structlog.get_logger(__name__)
 
@@ -76,6 +77,7 @@ def messaging_tables(metadata: MetaData) -> dict[str, Table]:
 def stage(session, metadata: MetaData, envelope: dict) -> None:
     """Write an event to the outbox inside the caller's transaction."""
     outbox = messaging_tables(metadata)["outbox"]
+    envelope = signing.sign(envelope)   # the issuer signs what it stages
     session.execute(insert(outbox).values(
         event_id=envelope["id"], type=envelope["type"], subject=envelope["subject"],
         routing_key=envelope["type"], body=env.encode(envelope).decode("utf-8"),
@@ -106,37 +108,96 @@ def export(store, after_id: int = 0, limit: int = 500) -> list[dict]:
 class Relay:
     """Publishes a store's unsent outbox rows to RabbitMQ with publisher confirms.
 
+    A batch of rows is published in one go on a channel in confirm mode and the relay
+    then waits once for the broker's acks of the whole batch (pipelined confirms: one
+    round trip per batch, not per message). Rows are marked sent only when every one
+    of them was acked; a nack, a timeout or a connection error marks nothing, drops
+    the connection and the batch is published again (at-least-once; the inbox makes
+    it exactly-once in effect).
+
     Works inside nameko (eventlet; kombu/py-amqp are cooperative there) and in a
-    plain process (``python -m shared.relay``). Several relays on one PostgreSQL
+    plain process (``liandong relay``). Several relays on one PostgreSQL
     database do not publish the same row twice at once (``FOR UPDATE SKIP LOCKED``).
     """
 
-    def __init__(self, store, amqp_uri: str, batch: int = 500):
+    def __init__(self, store, amqp_uri: str, batch: int = 500, confirm_timeout: float = 30.0):
         self.store = store
         self.amqp_uri = amqp_uri
         self.batch = batch
+        self.confirm_timeout = confirm_timeout
         self._conn = None
-        self._producer = None
+        self._channel = None
+        self._published = 0          # delivery tags handed out on this channel
+        self._unconfirmed: set[int] = set()
+        self._nacked = 0
         # LIANDONG_FAULT=crash_before_publish|crash_after_publish: die like kill -9 at
         # that point (used by the tests that prove nothing is lost); unset in production.
         self.fault = os.environ.get("LIANDONG_FAULT", "")
 
-    def _producer_ready(self):
-        from kombu import Connection, Producer
-        if self._producer is None:
-            self._conn = Connection(self.amqp_uri, transport_options={"confirm_publish": True},
-                                    heartbeat=0)
-            self._conn.ensure_connection(max_retries=3)
-            self._producer = Producer(self._conn.channel())
+    def _channel_ready(self):
+        if self._channel is None:
+            from kombu import Connection
+
             from shared.topology import declare
-            declare(self._conn)
-        return self._producer
+            conn = Connection(self.amqp_uri, heartbeat=0)
+            try:
+                conn.ensure_connection(max_retries=3)
+                declare(conn)
+                channel = conn.channel()
+                channel.confirm_select()
+            except Exception:
+                with contextlib.suppress(Exception):
+                    conn.release()
+                raise
+            channel.events["basic_ack"].add(self._on_ack)
+            channel.events["basic_nack"].add(self._on_nack)
+            self._conn, self._channel, self._published = conn, channel, 0
+            self._unconfirmed.clear()
+        return self._channel
+
+    def _on_ack(self, tag: int, multiple: bool) -> None:
+        if not multiple:
+            self._unconfirmed.discard(tag)
+        elif tag >= self._published:     # every publish so far
+            self._unconfirmed.clear()
+        else:
+            self._unconfirmed = {t for t in self._unconfirmed if t > tag}
+
+    def _on_nack(self, tag: int, multiple: bool) -> None:
+        before = len(self._unconfirmed)
+        self._on_ack(tag, multiple)
+        self._nacked += before - len(self._unconfirmed)
 
     def close(self) -> None:
         if self._conn is not None:
             with contextlib.suppress(Exception):  # closing a broken connection
                 self._conn.release()
-        self._conn = self._producer = None
+        self._conn = self._channel = None
+        self._unconfirmed.clear()
+
+    def _publish_confirmed(self, rows) -> None:
+        """Publish ``rows`` and return once the broker acked all of them; raise if it
+        nacked any or did not answer within ``confirm_timeout``."""
+        channel = self._channel_ready()
+        self._nacked = 0
+        for row in rows:
+            channel.basic_publish(
+                channel.prepare_message(
+                    row.body.encode("utf-8"), content_type="application/cloudevents+json",
+                    content_encoding="utf-8", headers={},
+                    properties={"delivery_mode": 2, "message_id": row.event_id}),
+                exchange=env.EXCHANGE, routing_key=row.routing_key)
+            self._published += 1
+            self._unconfirmed.add(self._published)
+        deadline = time.monotonic() + self.confirm_timeout
+        while self._unconfirmed:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"{len(self._unconfirmed)} of {len(rows)} publishes "
+                                   f"not confirmed within {self.confirm_timeout} s")
+            self._conn.drain_events(timeout=remaining)  # runs _on_ack/_on_nack
+        if self._nacked:
+            raise RuntimeError(f"broker nacked {self._nacked} of {len(rows)} publishes")
 
     def relay_once(self) -> int:
         """Publish up to ``batch`` unsent rows; return how many were confirmed."""
@@ -153,14 +214,7 @@ class Relay:
                 log.warning("fault_injected", fault=self.fault, pending=len(rows))
                 os._exit(137)
             try:
-                producer = self._producer_ready()
-                for row in rows:
-                    # confirm_publish: returns only once the broker confirmed the message
-                    producer.publish(
-                        row.body.encode("utf-8"), exchange=env.EXCHANGE,
-                        routing_key=row.routing_key, content_type="application/cloudevents+json",
-                        content_encoding="utf-8", delivery_mode=2, message_id=row.event_id,
-                        retry=False)
+                self._publish_confirmed(rows)
             except Exception:
                 self.close()
                 raise
@@ -172,10 +226,14 @@ class Relay:
         return len(rows)
 
     def drain(self) -> int:
+        """Relay batches until one comes back short: the backlog is empty (or its rest
+        is locked by another relay). Rows committed meanwhile wake the relay again."""
         total = 0
-        while n := self.relay_once():
+        while True:
+            n = self.relay_once()
             total += n
-        return total
+            if n < self.batch:
+                return total
 
     def run(self, stop, wake, idle_wait: float = 0.5) -> None:
         """Loop until ``stop()`` is true; ``wake(timeout)`` blocks until woken or timeout."""

@@ -20,6 +20,7 @@ from nameko.messaging import QueueConsumer
 from nameko.rpc import rpc as nameko_rpc
 
 from shared import envelope as env
+from shared import signing
 from shared.errors import Rejected
 from shared.events import validate_payload
 from shared.messaging import Relay
@@ -159,7 +160,7 @@ class EventEntrypoint(Entrypoint):
 
     def handle_message(self, _body, message):
         try:
-            envelope = env.decode(message.body)
+            envelope = env.decode(message.body, verify=signing.verify)
             validate_payload(envelope["type"], envelope["data"])
         except PERMANENT as exc:
             self._reject(message, exc)

@@ -43,6 +43,12 @@ def _port_open(host: str, port: int) -> bool:
         return False
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _own_keys(tmp_path_factory):
+    """Signing keys of in-process code (unit tests) go to a temporary folder, never var/."""
+    os.environ["LIANDONG_KEYS_DIR"] = str(tmp_path_factory.mktemp("keys"))
+
+
 @pytest.fixture(scope="session")
 def docker_compose_file():
     """pytest-docker: the project's own compose file (not tests/docker-compose.yml)."""
@@ -131,6 +137,7 @@ class Stack:
                "WEB_SERVER_ADDRESS": f"127.0.0.1:{self.http_port}",
                "TRACKER_SWEEP_SECONDS": "1"}
         env.pop("DATABASE_URL", None)
+        env["LIANDONG_KEYS_DIR"] = str(self.tmp / "keys")
         env.pop("LIANDONG_FAULT", None)
         if self.database_url:
             env["DATABASE_URL"] = self.database_url

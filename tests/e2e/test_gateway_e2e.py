@@ -14,6 +14,7 @@ import requests
 from services.police_handoff import domain
 from services.police_handoff import store as ph_store
 from shared import envelope as env
+from shared import signing
 from tests.conftest import wait_for
 from tests.helpers import (
     COORDINATOR,
@@ -170,8 +171,9 @@ def test_overdue_deadline_raises_exactly_one_alert(web):
         rec3, s3 = domain.act(rec2, "approve", HEAD, {}, then)
         pub = pika.BlockingConnection(pika.URLParameters(web.amqp_uri)).channel()
         for r, s in ((rec, s1), (rec2, s2), (rec3, s3)):
-            e = env.make_envelope(event_type=s["event"], source=ph_store.SOURCE, subject=r["id"],
-                                  data=domain.event_payload(r, s), sequence=r["step"])
+            e = signing.sign(env.make_envelope(
+                event_type=s["event"], source=ph_store.SOURCE, subject=r["id"],
+                data=domain.event_payload(r, s), sequence=r["step"]), web.tmp / "keys")
             pub.basic_publish(env.EXCHANGE, e["type"], env.encode(e))
         pub.connection.close()
         coordinator = Client(web.base_url, COORDINATOR)

@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from services.police_handoff import domain
 from services.police_handoff import store as ph_store
 from services.tracker import store as tr_store
-from shared import deadletters
+from shared import deadletters, signing
 from shared import envelope as env
 from shared.messaging import messaging_tables
 from tests.conftest import wait_for
@@ -39,17 +39,19 @@ def dead_letter(uri: str, message_id: str):
     return found[0] if found else None
 
 
-def real_envelopes(n_steps: int = 2) -> list[dict]:
-    """Envelopes of a referral's first steps, built by the real domain."""
+def real_envelopes(stack, n_steps: int = 2) -> list[dict]:
+    """Envelopes of a referral's first steps, built by the real domain and signed with
+    the police_handoff key of the running stack."""
     now = datetime.now(timezone.utc)
     rec, step = domain.create("draft", UNIT, draft_payload(f"OOO-{uuid.uuid4().hex[:6]}"), now)
     out = [(rec, step)]
     if n_steps > 1:
         rec2, step2 = domain.act(rec, "request_approval", UNIT, {"transfer_report": "r"}, now)
         out.append((rec2, step2))
-    return [env.make_envelope(event_type=s["event"], source=ph_store.SOURCE, subject=r["id"],
-                              data=domain.event_payload(r, s), sequence=r["step"], actor=UNIT)
-            for r, s in out]
+    return [signing.sign(env.make_envelope(
+        event_type=s["event"], source=ph_store.SOURCE, subject=r["id"],
+        data=domain.event_payload(r, s), sequence=r["step"], actor=UNIT), stack.tmp / "keys")
+        for r, s in out]
 
 
 def tracked(stack, handoff_id: str, step: int):
@@ -64,15 +66,26 @@ def tracked(stack, handoff_id: str, step: int):
 
 
 def test_poison_messages_are_dead_lettered_with_reason(stack):
-    good = real_envelopes(1)[0]
-    unknown = {**good, "id": str(uuid.uuid4()), "type": "criminal_referral.teleported.v1"}
-    bad_payload = {**good, "id": str(uuid.uuid4()), "data": {**good["data"], "step": "one"}}
+    good = real_envelopes(stack, 1)[0]
+    keys = stack.tmp / "keys"   # correctly signed, wrong inside:
+    unknown = signing.sign({**good, "id": str(uuid.uuid4()),
+                            "type": "criminal_referral.teleported.v1"}, keys)
+    bad_payload = signing.sign({**good, "id": str(uuid.uuid4()),
+                                "data": {**good["data"], "step": "one"}}, keys)
     no_id = {k: v for k, v in good.items() if k != "id"}
+    unsigned = {k: v for k, v in good.items() if k not in ("signature", "signer")}
+    altered = {**good, "data": {**good["data"], "case_number": "TAMPERED"}}
+    forged_source = signing.sign({**good, "id": str(uuid.uuid4()),
+                                  "source": "/wenzhou/coordination/tracker"}, keys)
+    forged_source["source"] = good["source"]   # tracker's signature, police_handoff's name
     cases = {
         "not-json": (b"{this is not json", "criminal_referral.drafted.v1", "not JSON"),
         "unknown": (env.encode(unknown), unknown["type"], "unknown event type"),
         "bad-payload": (env.encode(bad_payload), good["type"], "step"),
         "no-id": (json.dumps(no_id).encode(), good["type"], "id"),
+        "unsigned": (env.encode(unsigned), good["type"], "unsigned envelopes are refused"),
+        "altered": (env.encode(altered), good["type"], "forged or altered"),
+        "forged-source": (env.encode(forged_source), good["type"], "forged source"),
     }
     run = uuid.uuid4().hex[:6]
     for name, (body, key, _reason) in cases.items():
@@ -88,7 +101,7 @@ def test_poison_messages_are_dead_lettered_with_reason(stack):
 
 
 def test_redelivered_event_is_applied_once(stack):
-    first, second = real_envelopes(2)
+    first, second = real_envelopes(stack, 2)
     for _ in range(3):   # the same event three times (a redelivery, a replay, a retry)
         publish(stack.amqp_uri, env.encode(first), first["type"], first["id"])
     publish(stack.amqp_uri, env.encode(second), second["type"], second["id"])
@@ -103,7 +116,7 @@ def test_redelivered_event_is_applied_once(stack):
 
 
 def test_out_of_order_event_is_held_then_replayed(stack):
-    first, second = real_envelopes(2)
+    first, second = real_envelopes(stack, 2)
     publish(stack.amqp_uri, env.encode(second), second["type"], second["id"])
     letter = wait_for(lambda: dead_letter(stack.amqp_uri, second["id"]), timeout=60,
                       message="step 2 dead-lettered after the delivery limit")
@@ -167,7 +180,7 @@ def test_relay_killed_between_publish_and_mark_applies_once(stack):
 
 
 def test_consumer_killed_between_commit_and_ack_applies_once(stack):
-    first, second = real_envelopes(2)
+    first, second = real_envelopes(stack, 2)
     stack.stop("tracker")
     proc = stack.start("tracker", LIANDONG_FAULT="crash_before_ack")
     publish(stack.amqp_uri, env.encode(first), first["type"], first["id"])

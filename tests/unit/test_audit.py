@@ -17,7 +17,8 @@ T0 = datetime(2026, 3, 2, 1, 0, tzinfo=timezone.utc)
 
 @pytest.fixture
 def recorded(tmp_path):
-    hs = HandoffStore("audit_test", "/test", url=f"sqlite:///{tmp_path / 'a.db'}")
+    hs = HandoffStore("audit_test", "/wenzhou/transport/police_handoff",
+                      url=f"sqlite:///{tmp_path / 'a.db'}")
     rec, step = domain.create("draft", UNIT, draft_payload(), T0)
     with hs.store.transaction() as s:
         hs.save(s, rec, step, domain.event_payload(rec, step), 0)

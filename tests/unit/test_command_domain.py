@@ -441,7 +441,8 @@ def test_only_the_system_escalates():
 def test_two_sweepers_racing_publish_one_escalation(tmp_path):
     """Two replicas read the same action, both find the missed ack; the conditional
     update lets only the first commit. The second finds nothing left to do."""
-    hs = HandoffStore("command", "/test", f"sqlite:///{tmp_path / 'command.db'}")
+    hs = HandoffStore("command", "/wenzhou/transport/command",
+                      f"sqlite:///{tmp_path / 'command.db'}")
     action = Action(payload=dispatch_payload(T0, recipients=["lucheng-command"]))
     with hs.store.transaction() as s:
         hs.save(s, action.rec, action.steps[0],
@@ -475,7 +476,8 @@ def test_two_sweepers_racing_publish_one_escalation(tmp_path):
 
 
 def test_escalate_due_in_one_transaction_stages_one_event_per_miss(tmp_path):
-    hs = HandoffStore("command", "/test", f"sqlite:///{tmp_path / 'command.db'}")
+    hs = HandoffStore("command", "/wenzhou/transport/command",
+                      f"sqlite:///{tmp_path / 'command.db'}")
     action = Action()
     with hs.store.transaction() as s:
         hs.save(s, action.rec, action.steps[0],
