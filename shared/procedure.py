@@ -41,8 +41,10 @@ class Transition:
             if outcome not in self.outcomes:
                 raise InvalidInput(f"{self.command} needs an outcome",
                                    {"outcome": [f"one of: {', '.join(self.outcomes)}"]})
-            return self.outcomes[outcome]
-        return state if self.to == SAME else self.to
+            target = self.outcomes[outcome]
+        else:
+            target = self.to
+        return state if target == SAME else target
 
     def clocks_started(self, payload: dict) -> tuple[str, ...]:
         if self.outcomes:
@@ -152,7 +154,7 @@ class Procedure:
     def table(self) -> list[dict]:
         """The transition table as plain rows (docs, console, tests)."""
         rows = []
-        unique = {t.command: t for t in self.transitions.values()}
+        unique = {id(t): t for t in self.transitions.values()}   # one row per table entry
         for t in list(self.creations.values()) + list(unique.values()):
             rows.append({"command": t.command, "from": list(t.sources), "to": t.to,
                          "outcomes": t.outcomes, "roles": sorted(t.roles), "event": t.event,

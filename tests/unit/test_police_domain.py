@@ -277,3 +277,18 @@ def test_unknown_creation_command_is_a_field_error():
     with pytest.raises(InvalidInput) as err:
         domain.create("teleport", UNIT, draft_payload(), T0)
     assert "command" in err.value.errors
+
+
+def test_procedure_table_has_one_row_per_entry_and_outcomes_may_stay():
+    from shared.procedure import Procedure
+    doc = {"kind": "probe", "states": {"a": {}, "b": {}, "z": {"final": True}},
+           "transitions": [
+               {"command": "go", "from": ["a"], "to": "b", "roles": ["police"], "event": "p.go.v1"},
+               {"command": "go", "from": ["b"], "to": "z", "roles": ["police"], "event": "p.go.v1"},
+               {"command": "try", "from": ["a"], "outcomes": {"ok": "z", "again": "same"},
+                "roles": ["police"], "event": "p.try.v1"}]}
+    proc = Procedure(doc)
+    assert [r["command"] for r in proc.table()] == ["go", "go", "try"]
+    rec = {"state": "a", "step": 1, "clocks": {}}
+    new, _ = proc.advance(rec, "try", POLICE, {"outcome": "again"}, T0)
+    assert new["state"] == "a"
