@@ -119,7 +119,7 @@ class TrackerService:
     def ingest(self, token, envelopes):
         """Apply a batch of events (a rebuild), with the same inbox and order rules."""
         require_role(verify_token(token), {"operator"}, "rebuild the tracker")
-        counts = {"applied": 0, "duplicate": 0, "stale": 0, "skipped": 0}
+        counts = {"applied": 0, "duplicate": 0, "stale": 0, "skipped": 0, "parked": 0}
         for envelope in envelopes:
             if envelope["type"].startswith("deadline."):
                 counts["skipped"] += 1

@@ -85,8 +85,17 @@ messaging_tables(metadata)
 store = Store(SERVICE, metadata)
 
 
-class OutOfOrder(Exception):
-    """An event arrived before an earlier step of its subject: retry later (transient)."""
+parked = Table(
+    "parked", metadata,   # events that arrived before an earlier step of their subject
+    Column("subject", String(64), primary_key=True),
+    Column("sequence", Integer, primary_key=True),
+    Column("envelope", JSON, nullable=False),
+    Column("parked_at", DateTime(timezone=True), nullable=False),
+)
+subject_locks = Table(
+    "subject_locks", metadata,   # serializes the events of one subject (PostgreSQL)
+    Column("subject", String(64), primary_key=True),
+)
 
 
 def _is_open(kind: str, state: str) -> bool:
@@ -109,16 +118,51 @@ def _utc(value: datetime | None) -> datetime | None:
     return value
 
 
+def _lock_subject(session, subject: str) -> None:
+    """Concurrent workers handling events of one subject take turns (PostgreSQL row
+    lock). SQLite serializes writers itself: a stale read fails to commit and retries."""
+    if session.bind.dialect.name != "postgresql":
+        return
+    from sqlalchemy.dialects.postgresql import insert as pg_insert
+    session.execute(pg_insert(subject_locks).values(subject=subject).on_conflict_do_nothing())
+    session.execute(select(subject_locks.c.subject).where(
+        subject_locks.c.subject == subject).with_for_update())
+
+
 def apply(session, envelope: dict) -> str:
-    """Apply one handoff event; return 'applied', 'stale' or raise OutOfOrder."""
-    data, seq, subject = envelope["data"], envelope["sequence"], envelope["subject"]
-    current = session.execute(select(handoffs.c.step, handoffs.c.units, handoffs.c.search)
-                              .where(handoffs.c.handoff_id == subject)).first()
-    have = current.step if current else 0
+    """Apply one handoff event in its subject's order: 'applied' (with any parked
+    successors), 'stale' (already past it) or 'parked' (an earlier step is missing; it
+    is applied as soon as that step arrives)."""
+    subject, seq = envelope["subject"], envelope["sequence"]
+    _lock_subject(session, subject)
+    have = session.execute(select(handoffs.c.step).where(
+        handoffs.c.handoff_id == subject)).scalar() or 0
     if have >= seq:
         return "stale"
     if seq != have + 1:
-        raise OutOfOrder(f"{subject}: got step {seq} after {have}")
+        session.execute(insert(parked).values(subject=subject, sequence=seq,
+                                              envelope=envelope, parked_at=_now()))
+        return "parked"
+    _apply_in_order(session, envelope)
+    while True:   # successors that came early
+        nxt = session.execute(select(parked.c.envelope).where(
+            parked.c.subject == subject, parked.c.sequence == seq + 1)).scalar()
+        if nxt is None:
+            return "applied"
+        _apply_in_order(session, nxt)
+        session.execute(delete(parked).where(parked.c.subject == subject,
+                                             parked.c.sequence == seq + 1))
+        seq += 1
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _apply_in_order(session, envelope: dict) -> None:
+    data, seq, subject = envelope["data"], envelope["sequence"], envelope["subject"]
+    current = session.execute(select(handoffs.c.step, handoffs.c.units, handoffs.c.search)
+                              .where(handoffs.c.handoff_id == subject)).first()
     at = datetime.fromisoformat(data["at"])
     deadline = data.get("deadline")
     units = set(current.units if current else []) | domain.units_of(data)
@@ -143,7 +187,6 @@ def apply(session, envelope: dict) -> str:
         command=data["command"], state=data["state"], actor=envelope.get("actor"),
         actor_role=envelope.get("actorrole"), actor_unit=envelope.get("actorunit"), at=at,
         data=data))
-    return "applied"
 
 
 def _plain(row, now: datetime | None = None) -> dict:
@@ -253,5 +296,5 @@ def overdue_count(session, now: datetime) -> int:
 def reset(session) -> None:
     """Forget the read model (alerts stay: an alert raised once is never raised again)."""
     inbox = messaging_tables(metadata)["inbox"]
-    for table in (timeline, handoffs, inbox):
+    for table in (timeline, handoffs, parked, inbox):
         session.execute(delete(table))
