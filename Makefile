@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help venv servers run test unit e2e contracts check-contracts lint bench clean
+.PHONY: help venv servers debs run test unit e2e contracts check-contracts lint bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -21,11 +21,25 @@ venv: $(STAMP) ## create the virtual environment from the pinned requirements
 servers: ## start RabbitMQ and PostgreSQL if they are installed but not answering
 	@bin/ensure-servers rabbitmq postgres
 
+# Debian packages of the console's browser test (tests/e2e/test_console_e2e.py): Debian's
+# chromium and chromedriver (+ CJK fonts, so screenshots show Chinese). Installed only when
+# missing; if apt cannot install them the make goes on and that test skips, saying why.
+DEBS := chromium chromium-driver fonts-noto-cjk
+
+debs: ## install chromium + chromium-driver (apt) for the browser test, if missing
+	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then \
+	  sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  echo "debs: installing $(DEBS)"; \
+	  { $$sudo apt-get update -q && \
+	    $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(DEBS); } || \
+	  echo "debs: could not install $(DEBS); the browser test will be skipped" >&2; \
+	fi
+
 run: venv ## start every service (SQLite by default; DATABASE_URL for PostgreSQL)
 	@bin/ensure-servers rabbitmq
 	$(BIN)/liandong run
 
-test: venv servers ## all tests: unit, contracts, end to end on SQLite and PostgreSQL
+test: venv servers debs ## all tests: unit, contracts, end to end on SQLite and PostgreSQL
 	$(BIN)/ruff check shared services tests
 	$(BIN)/python -m shared.contracts --check
 	$(BIN)/pytest -q -p no:warnings
@@ -33,7 +47,7 @@ test: venv servers ## all tests: unit, contracts, end to end on SQLite and Postg
 unit: venv ## fast domain tests only
 	$(BIN)/pytest -q -p no:warnings tests/unit
 
-e2e: venv servers ## end-to-end tests only
+e2e: venv servers debs ## end-to-end tests only
 	$(BIN)/pytest -q -p no:warnings tests/e2e
 
 contracts: venv ## regenerate contracts/ (JSON Schemas, AsyncAPI) from the code
@@ -41,6 +55,9 @@ contracts: venv ## regenerate contracts/ (JSON Schemas, AsyncAPI) from the code
 
 lint: venv ## ruff
 	$(BIN)/ruff check shared services tests
+
+bench: venv servers ## events/s and latency vs the broker's ceiling, board at 1M (~3 min; ARGS=--help)
+	$(BIN)/python -m bench $(ARGS)
 
 clean: ## remove the virtual environment and local data
 	rm -rf $(VENV) var

@@ -1,0 +1,152 @@
+// Command view: joint actions (each recipient's acknowledgement, progress, result and
+// escalations) and assistance requests, from the command service via the gateway.
+import { get, procedure, COLLECTION } from "../api.js";
+import { h, formatTime } from "../dom.js";
+import { t, label, enumLabel } from "../i18n.js";
+import { stateBadge, timeLeft, deadlineLine, panel, pairs, errorNote } from "./common.js";
+import { actionsPanel, timelinePanel } from "./parts.js";
+
+export async function commandView([kind, id], ctx) {
+  if (kind && id) return commandDetail([kind, id], ctx);
+  const [actions, requests] = await Promise.allSettled([get("/joint-actions"), get("/assistance-requests")]);
+  return h("div", { class: "command" },
+    h("div", { class: "page-head" }, h("h1", {}, t("command.title"))),
+    panel(t("command.joint"), actions.status === "fulfilled" ? jointTable(actions.value) : errorNote(actions.reason)),
+    panel(t("command.assistance"), requests.status === "fulfilled" ? assistanceTable(requests.value) : errorNote(requests.reason)));
+}
+
+function counts(rec) {
+  const rs = Object.values(rec.recipients || {});
+  return { n: rs.length, acked: rs.filter((r) => r.status !== "dispatched").length,
+    reported: rs.filter((r) => r.status === "reported").length };
+}
+
+function jointTable(rows) {
+  if (!rows.length) return h("p", { class: "muted empty" }, t("command.none"));
+  return h("table", { class: "grid-table", id: "joint-actions" },
+    h("thead", {}, h("tr", {}, ["board.case", "field.title", "field.domain", "field.priority", "board.state",
+      "command.window", "command.acked", "command.reported", "command.escalations", "board.left"]
+      .map((k) => h("th", { scope: "col" }, t(k))))),
+    h("tbody", {}, rows.map((r) => {
+      const c = counts(r), left = timeLeft(r), esc = (r.escalations || []).length;
+      return h("tr", { class: [left.cls === "overdue" && "overdue", esc && "escalated"], dataset: { handoffId: r.id, state: r.state } },
+        h("td", {}, h("a", { href: `#/command/joint_action/${r.id}`, class: "case" }, r.case_number)),
+        h("td", {}, r.title),
+        h("td", {}, label("domain", r.domain)),
+        h("td", {}, h("span", { class: ["pill", r.priority === "urgent" && "late"] }, enumLabel("priority", r.priority))),
+        h("td", {}, stateBadge(r.state)),
+        h("td", { class: "num" }, `${formatTime(r.window_start)} – ${formatTime(r.window_end)}`),
+        h("td", { class: "num" }, `${c.acked}/${c.n}`),
+        h("td", { class: "num" }, `${c.reported}/${c.n}`),
+        h("td", { class: ["num", esc && "overdue"] }, String(esc)),
+        h("td", { class: ["num", "left", left.cls] }, left.text));
+    })));
+}
+
+function assistanceTable(rows) {
+  if (!rows.length) return h("p", { class: "muted empty" }, t("command.none"));
+  return h("table", { class: "grid-table", id: "assistance-requests" },
+    h("thead", {}, h("tr", {}, ["board.case", "field.subject", "command.from", "command.to", "board.state",
+      "board.deadline", "board.left"].map((k) => h("th", { scope: "col" }, t(k))))),
+    h("tbody", {}, rows.map((r) => {
+      const left = timeLeft(r);
+      return h("tr", { class: [left.cls === "overdue" && "overdue"], dataset: { handoffId: r.id, state: r.state } },
+        h("td", {}, h("a", { href: `#/command/assistance_request/${r.id}`, class: "case" }, r.case_number)),
+        h("td", {}, r.subject),
+        h("td", {}, label("county", r.from_county)),
+        h("td", {}, label("county", r.to_county)),
+        h("td", {}, stateBadge(r.state)),
+        h("td", {}, deadlineLine(r.deadline)),
+        h("td", { class: ["num", "left", left.cls] }, left.text));
+    })));
+}
+
+export async function commandDetail([kind, id], ctx) {
+  const collection = COLLECTION[kind];
+  const [record, tracked, proc] = await Promise.allSettled([get(`/${collection}/${id}`), get(`/handoffs/${id}`), procedure(kind)]);
+  if (record.status === "rejected") throw record.reason;
+  const rec = record.value, table = proc.value || null, row = tracked.value || null;
+  const stateTitle = table?.states?.[rec.state]?.title;
+  const left = timeLeft(rec);
+  const head = h("div", { class: "page-head" },
+    h("a", { href: "#/command", class: "back" }, `← ${t("common.back")}`),
+    h("h1", { id: "case-number" }, rec.case_number),
+    h("span", { class: "kind" }, label("kind", kind)),
+    stateBadge(rec.state, stateTitle));
+  const summary = kind === "joint_action"
+    ? panel(t("handoff.summary"), pairs([
+      [t("field.title"), rec.title],
+      [t("field.domain"), label("domain", rec.domain)],
+      [t("command.priority"), enumLabel("priority", rec.priority)],
+      [t("command.dispatcher"), rec.owner_unit],
+      [t("command.area"), (rec.area || []).map((c) => label("county", c)).join("、")],
+      [t("command.location"), rec.location],
+      [t("command.window"), `${formatTime(rec.window_start)} – ${formatTime(rec.window_end)}`],
+      [t("command.instructions"), rec.instructions],
+      [t("board.deadline"), deadlineLine(rec.deadline)],
+      [t("board.left"), h("span", { class: ["left", left.cls] }, left.text)],
+      rec.closed_reason ? [t("field.reason"), rec.closed_reason] : null]))
+    : panel(t("handoff.summary"), pairs([
+      [t("field.subject"), rec.subject],
+      [t("command.from"), `${label("county", rec.from_county)} (${rec.owner_unit})`],
+      [t("command.to"), `${label("county", rec.to_county)} (${rec.counterpart_unit})`],
+      [t("field.request"), rec.request],
+      [t("field.domain"), label("domain", rec.domain)],
+      [t("field.plate"), rec.plate],
+      [t("field.related_case_number"), rec.related_case_number],
+      [t("field.answer"), rec.answer],
+      [t("board.deadline"), deadlineLine(rec.deadline)],
+      [t("board.left"), h("span", { class: ["left", left.cls] }, left.text)]]));
+  const recipients = kind === "joint_action" ? recipientsPanel(rec) : null;
+  const escalations = kind === "joint_action" ? escalationsPanel(rec) : null;
+  const actions = actionsPanel({ kind, collection, id, rec, table, ctx });
+  const timeline = timelinePanel(row?.timeline, rec.timeline, table);
+  return h("div", { class: "command-detail", dataset: { handoffId: id, state: rec.state } },
+    head, recipients,
+    h("div", { class: "columns" },
+      h("div", { class: "col" }, summary, escalations),
+      h("div", { class: "col" }, actions, timeline)));
+}
+
+function onTime(flag) {
+  if (flag === null || flag === undefined) return null;
+  return h("span", { class: ["pill", flag ? "ok" : "late"] }, flag ? t("handoff.on_time") : t("handoff.late"));
+}
+
+function recipientsPanel(rec) {
+  const rows = Object.values(rec.recipients || {});
+  return panel(t("command.recipients"), h("table", { class: "grid-table", id: "recipients" },
+    h("thead", {}, h("tr", {}, ["command.unit", "command.status", "command.ack_due", "command.acked",
+      "command.progress", "command.result", "command.escalations"].map((k) => h("th", { scope: "col" }, t(k))))),
+    h("tbody", {}, rows.map((r) => h("tr", { dataset: { recipient: r.unit, status: r.status },
+      class: [Object.keys(r.escalations || {}).length && "escalated"] },
+    h("td", {}, h("strong", {}, r.name || r.unit), h("div", { class: "muted small" }, `${r.unit} · ${label("role", r.role)}`)),
+    h("td", {}, h("span", { class: ["badge", `recipient-${r.status}`] }, t(`recipient.${r.status}`))),
+    h("td", { class: "num" }, formatTime(r.ack_due), h("div", { class: "muted small" }, `${t("command.report_due")} ${formatTime(r.report_due)}`)),
+    h("td", { class: "num" }, r.acknowledged_at ? [formatTime(r.acknowledged_at), " ", onTime(r.ack_on_time)] : "—"),
+    h("td", {}, r.progress?.length ? h("ul", { class: "plain small" }, r.progress.map((p) => h("li", {},
+      `${formatTime(p.at)} ${p.note}`,
+      p.vehicles_checked !== null && p.vehicles_checked !== undefined ? ` · ${t("field.vehicles_checked")} ${p.vehicles_checked}` : "",
+      p.cases_opened !== null && p.cases_opened !== undefined ? ` · ${t("field.cases_opened")} ${p.cases_opened}` : ""))) : "—"),
+    h("td", {}, r.result ? h("div", { class: "small" },
+      `${t("field.vehicles_checked")} ${r.result.vehicles_checked} · ${t("field.cases_opened")} ${r.result.cases_opened} · ${t("field.referrals_made")} ${r.result.referrals_made}`,
+      r.result.summary ? h("div", {}, r.result.summary) : null,
+      h("div", { class: "muted" }, formatTime(r.reported_at), " ", onTime(r.report_on_time))) : "—"),
+    h("td", {}, Object.values(r.escalations || {}).map((e) => h("div", { class: "pill late" },
+      `${enumLabel("miss", e.miss)} · ${formatTime(e.at)}`))))))));
+}
+
+function escalationsPanel(rec) {
+  const list = rec.escalations || [];
+  if (!list.length) return panel(t("command.escalations"), h("p", { class: "muted" }, t("command.no_escalations")));
+  return panel(t("command.escalations"), h("table", { class: "grid-table", id: "escalations" },
+    h("thead", {}, h("tr", {}, ["command.unit", "command.missed", "command.due", "command.escalated_at", "command.escalated_to"]
+      .map((k) => h("th", { scope: "col" }, t(k))))),
+    h("tbody", {}, list.map((e) => h("tr", { class: "overdue" },
+      h("td", {}, rec.recipients?.[e.recipient]?.name || e.recipient),
+      h("td", {}, enumLabel("miss", e.miss)),
+      h("td", { class: "num" }, formatTime(e.due)),
+      h("td", { class: "num" }, formatTime(e.at)),
+      h("td", {}, e.escalated_to))))));
+}
+

@@ -1,0 +1,411 @@
+"""The web console in a real headless Chromium (Debian's chromium and chromium-driver,
+driven by selenium) against the real stack: an enforcement unit drafts a referral and
+requests approval through the console (a bad field is reported next to it), the agency
+head sees it arrive on the board and approves it, the coordinator's board shows the new
+state and deadline, another county's police sees nothing; a county centre acknowledges a
+joint action in the command view; the statistics charts draw. Screenshots go to
+var/artifacts/. Skipped only when chromium is not installed (`make debs` installs it)."""
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import tempfile
+import time
+import uuid
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pika
+import pytest
+import requests
+
+from services.police_handoff import domain
+from services.police_handoff import store as ph_store
+from shared import envelope as env
+from shared import signing
+from tests.conftest import ROOT, wait_for
+from tests.helpers import (
+    CITY,
+    COORDINATOR,
+    HEAD,
+    UNIT,
+    VALID_ID,
+    dispatch_payload,
+    draft_payload,
+    token,
+)
+
+pytestmark = pytest.mark.e2e
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+ARTIFACTS = ROOT / "var" / "artifacts"
+CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                  "--no-first-run", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--window-size=1440,1000",
+                  "--lang=zh-CN")
+WAIT = 30
+
+
+def _up(base: str) -> bool:
+    try:
+        return requests.get(base + "/healthz", timeout=2).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+def _raw_get(port: int, path: str) -> tuple[int, str]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request("GET", path)
+        response = conn.getresponse()
+        return response.status, response.read().decode()
+    finally:
+        conn.close()
+
+
+@pytest.fixture(scope="module")
+def web(stack):
+    wait_for(lambda: _up(stack.base_url), message="gateway HTTP")
+    return stack
+
+
+@pytest.fixture(scope="module")
+def browser():
+    missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not os.access(p, os.X_OK)]
+    if missing:
+        pytest.skip(f"Debian's chromium is not installed ({', '.join(missing)} missing); "
+                    "`make debs` installs it (apt-get install -y chromium chromium-driver)")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    profile = tempfile.mkdtemp(prefix="liandong-chromium-")
+    for flag in CHROMIUM_FLAGS + (f"--user-data-dir={profile}",):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    downloads = Path(tempfile.mkdtemp(prefix="liandong-downloads-"))
+    options.add_experimental_option("prefs", {"download.default_directory": str(downloads),
+                                              "download.prompt_for_download": False})
+    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+    driver.downloads = downloads
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+class Console:
+    """The console as a user drives it: sign in, click, fill, wait, screenshot."""
+
+    def __init__(self, driver, base_url: str, backend: str):
+        self.d = driver
+        self.base = base_url
+        self.backend = backend
+
+    # ------------------------------------------------------------------ basics
+    def css(self, selector, root=None):
+        from selenium.webdriver.common.by import By
+        return (root or self.d).find_element(By.CSS_SELECTOR, selector)
+
+    def all(self, selector, root=None):
+        from selenium.webdriver.common.by import By
+        return (root or self.d).find_elements(By.CSS_SELECTOR, selector)
+
+    def wait(self, predicate, message: str, timeout: float = WAIT):
+        from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        def safe(driver):
+            try:
+                return predicate(driver)
+            except StaleElementReferenceException:   # the view re-rendered meanwhile
+                return False
+        try:
+            return WebDriverWait(self.d, timeout, poll_frequency=0.2).until(safe, message)
+        except TimeoutException:
+            shot = self.screenshot(f"failure-{int(time.time())}")   # the page as it was
+            page = self.d.execute_script("return document.body.innerText")[:3000]
+            raise AssertionError(f"timed out waiting for {message}; screenshot {shot}; "
+                                 f"page:\n{page}") from None
+
+    def visible(self, selector: str, timeout: float = WAIT):
+        return self.wait(lambda d: next((e for e in self.all(selector) if e.is_displayed()),
+                                        False), f"{selector} visible", timeout)
+
+    def open(self, route: str):
+        self.d.get(f"{self.base}/{route}")
+
+    def fill(self, element, value: str):
+        element.clear()
+        element.send_keys(value)
+
+    def choose(self, element, text: str):
+        from selenium.webdriver.support.ui import Select
+        Select(element).select_by_visible_text(text)
+
+    def screenshot(self, name: str) -> Path:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        path = ARTIFACTS / f"console-{self.backend}-{name}.png"
+        height = self.d.execute_script("return document.documentElement.scrollHeight")
+        self.d.set_window_size(1440, min(max(int(height) + 120, 900), 4000))
+        time.sleep(0.3)
+        self.d.save_screenshot(str(path))
+        self.d.set_window_size(1440, 1000)
+        return path
+
+    def js_errors(self) -> list[str]:
+        """Uncaught errors in the page (failed API calls answered 4xx are expected)."""
+        return [e["message"] for e in self.d.get_log("browser")
+                if e["level"] == "SEVERE" and "Failed to load resource" not in e["message"]]
+
+    # ------------------------------------------------------------------ session
+    def sign_in(self, username: str):
+        if self.all("#logout") and self.css("#logout").is_displayed():
+            self.css("#logout").click()
+        else:
+            self.open("#/login")
+        self.fill(self.visible("#username"), username)
+        self.fill(self.css("#password"), "demo")
+        self.css("#login-submit").click()
+        self.visible("#nav a[data-nav=board]")
+        self.wait(lambda d: self.all("#board-table, #board-empty"), "the board")
+
+    def board_row(self, case_number: str, state: str | None = None, timeout: float = WAIT):
+        """Wait for the board to show the case (in the state), refreshing as a user would."""
+        selector = f'tr[data-case-number="{case_number}"]' + (
+            f'[data-state="{state}"]' if state else "")
+        self.fill(self.visible("#filter-q"), case_number)
+
+        def shown(_):
+            rows = self.all(selector)
+            if rows:
+                return rows[0]
+            self.css("#board-refresh").click()
+            time.sleep(0.3)
+            return False
+        return self.wait(shown, f"{selector} on the board", timeout)
+
+    def action_form(self, command: str):
+        details = self.visible(f'details[data-action="{command}"]')
+        if details.get_attribute("open") is None:
+            self.css("summary", details).click()
+        return self.css("form", details)
+
+    def field(self, form, name: str, tag: str = "input"):
+        return self.css(f'[data-field="{name}"] {tag}', form)
+
+
+@pytest.fixture(scope="module")
+def console(browser, web):
+    return Console(browser, web.base_url, web.backend)
+
+
+def test_console_is_served_with_safe_static_routes(web):
+    index = requests.get(web.base_url + "/", timeout=10)
+    assert index.status_code == 200 and index.headers["Content-Type"].startswith("text/html")
+    assert "default-src 'self'" in index.headers["Content-Security-Policy"]
+    assert '<script type="module" src="/static/js/app.js">' in index.text
+    types = {"/static/js/app.js": "text/javascript", "/static/console.css": "text/css",
+             "/static/favicon.svg": "image/svg+xml"}
+    for path, content_type in types.items():
+        r = requests.get(web.base_url + path, timeout=10)
+        assert r.status_code == 200 and r.headers["Content-Type"].startswith(content_type), path
+        assert r.headers["X-Content-Type-Options"] == "nosniff"
+    for path in ("/static/../service.py", "/static/js/../../api.py", "/static/..%2fservice.py",
+                 "/static/%2e%2e/%2e%2e/requirements.txt", "/static/js/app.js%00.css",
+                 "/static/.hidden.js", "/static/missing.js"):
+        status, body = _raw_get(web.http_port, path)   # as sent: no client normalising
+        error = json.loads(body)                          # a JSON error, never the file
+        assert (status, error["code"]) in {(404, "not_found"), (422, "invalid_input")}, (
+            path, body)                                   # 422: a NUL in the path
+    payloads = requests.get(web.base_url + "/api/v1/procedures/criminal_referral/payloads",
+                            timeout=10).json()["commands"]
+    assert payloads["request_approval"]["required"] == ["transfer_report"]
+    assert "DocumentSchema" in payloads["transfer"]["$defs"]
+    paths = requests.get(web.base_url + "/api/v1/openapi.json", timeout=10).json()["paths"]
+    assert {"/", "/static/{path}", "/api/v1/joint-actions/{id}",
+            "/api/v1/procedures/{kind}/payloads"} <= set(paths)
+
+
+@pytest.fixture(scope="module")
+def overdue_referral(web) -> str:
+    """A referral approved two days ago and never transferred (24 h, art. 5), told to the
+    tracker by its events, one at a time (each applied before the next is sent): the
+    board must show it overdue."""
+    number = f"LATE-{uuid.uuid4().hex[:6].upper()}"
+    then = datetime.now(timezone.utc) - timedelta(days=2)
+    rec, s1 = domain.create("draft", UNIT, draft_payload(number), then)
+    rec2, s2 = domain.act(rec, "request_approval", UNIT, {"transfer_report": "r"}, then)
+    rec3, s3 = domain.act(rec2, "approve", HEAD, {}, then)
+    channel = pika.BlockingConnection(pika.URLParameters(web.amqp_uri)).channel()
+    try:
+        for r, s in ((rec, s1), (rec2, s2), (rec3, s3)):
+            e = signing.sign(env.make_envelope(
+                event_type=s["event"], source=ph_store.SOURCE, subject=r["id"],
+                data=domain.event_payload(r, s), sequence=r["step"]), web.tmp / "keys")
+            channel.basic_publish(env.EXCHANGE, e["type"], env.encode(e))
+            wait_for(lambda step=r["step"]: _tracked_step(web.base_url, rec["id"]) >= step,
+                     message=f"the tracker at step {r['step']}")
+    finally:
+        channel.connection.close()
+    return number
+
+
+def _tracked_step(base: str, handoff_id: str) -> int:
+    r = requests.get(f"{base}/api/v1/handoffs/{handoff_id}", timeout=10,
+                     headers={"Authorization": f"Bearer {token(COORDINATOR)}"})
+    return r.json()["step"] if r.status_code == 200 else 0
+
+
+def test_referral_through_the_console_changes_every_board(console, overdue_referral):
+    c = console
+    number = f"WEB-{uuid.uuid4().hex[:6].upper()}"
+
+    # the enforcement unit drafts the referral in the console
+    c.sign_in("lucheng-team1")
+    assert c.css(".who [data-role]").get_attribute("data-role") == "enforcement_unit"
+    c.css("#nav a[data-nav=new]").click()
+    draft = c.css("form", c.visible('details[data-create="draft"]'))
+    c.fill(c.field(draft, "case_number"), number)
+    c.fill(c.field(draft, "plate"), "浙C8W123")
+    c.fill(c.field(draft, "facts", "textarea"),
+           '{"vehicle_category": "passenger_bus", "service_type": "passenger_transport", '
+           '"rated_seats": 50, "passengers": 63}')
+    party = c.css('fieldset[data-field="parties"] .row', draft)
+    c.fill(c.field(party, "name"), "张三")
+    c.choose(c.field(party, "id_type", "select"), "居民身份证")
+    c.fill(c.field(party, "id_number"), VALID_ID)
+    for row, (name, badge) in zip(c.all('fieldset[data-field="team"] .row', draft),
+                                  (("李明", "33030001"), ("王强", "33030002")), strict=True):
+        c.fill(c.field(row, "name"), name)
+        c.fill(c.field(row, "badge_number"), badge)
+    # no summary: the API's 422 is shown next to the field, nothing is created
+    c.css('button[type="submit"]', draft).click()
+    error = c.wait(lambda d: c.css('[data-field="summary"] .field-error', draft).text,
+                   "the summary's error")
+    assert error and c.css(".form-error", draft).is_displayed()
+    assert c.css('[data-field="summary"] textarea', draft).get_attribute("aria-invalid") == "true"
+    c.fill(c.field(draft, "summary", "textarea"), "班线客车严重超员：核载50人，实载63人")
+    c.css('button[type="submit"]', draft).click()
+    c.wait(lambda d: c.all("#case-number") and c.css("#case-number").text == number,
+           "the new referral's page")
+    page = c.css(".handoff")
+    assert page.get_attribute("data-state") == "draft"
+    checklist = c.all("#documents li")
+    assert len(checklist) == 5 and all("todo" in li.get_attribute("class") for li in checklist)
+
+    # ... and requests approval with the action form of its next step
+    form = c.action_form("request_approval")
+    c.fill(c.field(form, "transfer_report", "textarea"), "专案组核实：涉嫌危险驾驶罪，建议移送公安")
+    c.css('button[type="submit"]', form).click()
+    c.wait(lambda d: c.all('.handoff[data-state="approval_requested"]'), "approval requested")
+    assert c.visible("#flash").text
+    handoff_id = c.css(".handoff").get_attribute("data-handoff-id")
+    c.css("#nav a[data-nav=board]").click()
+    c.board_row(number, "approval_requested")
+
+    # the agency head sees it arrive, with the head's deadline, and approves it
+    c.sign_in("lucheng-head")
+    row = c.board_row(number, "approval_requested")
+    assert "负责人审批" in row.text
+    c.css("a.case", row).click()
+    form = c.action_form("approve")
+    assert [d.get_attribute("data-action") for d in c.all("#actions details")] == [
+        "approve", "refuse"]
+    c.fill(c.field(form, "opinion", "textarea" if c.all('[data-field="opinion"] textarea', form)
+                   else "input"), "同意移送")
+    c.css('button[type="submit"]', form).click()
+    c.wait(lambda d: c.all('.handoff[data-state="approved"]'), "approved")
+    c.css("#nav a[data-nav=board]").click()
+    c.board_row(number, "approved")
+
+    # the coordinator's board shows the new state and the 24-hour transfer deadline
+    c.sign_in("coordinator")
+    row = c.board_row(number, "approved")
+    assert "批准后移送公安" in row.text
+    assert "soon" in c.css("td.left", row).get_attribute("class")     # under 24 h left
+    c.css("#filter-q").clear()
+    c.css("#board-refresh").click()
+    c.wait(lambda d: d.execute_script("return location.hash") == "#/board", "the whole board")
+    late = c.board_row(overdue_referral, "approved")     # overdue: in red, time past due
+    assert "overdue" in late.get_attribute("class") and "超期" in c.css("td.left", late).text
+    c.css("#filter-q").clear()
+    c.css("#board-refresh").click()
+    c.wait(lambda d: len(c.all("#board-table tbody tr")) >= 2, "the whole board")
+    c.screenshot("board")
+    c.css('[data-export="csv"]').click()                 # export with the user's token
+    export = c.wait(lambda d: next(d.downloads.glob("handoffs*.csv"), False), "the CSV export")
+    assert number in export.read_text(encoding="utf-8-sig")
+    c.open(f"#/handoff/criminal_referral/{handoff_id}")
+    c.wait(lambda d: len(c.all("#timeline li")) == 3, "three steps on the timeline")
+    assert c.all("#no-actions")                    # a coordinator watches, it does not act
+    c.screenshot("handoff")
+
+    # the same board in English
+    c.css("#lang").click()
+    c.wait(lambda d: c.css("#nav a[data-nav=board]").text == "Board", "English labels")
+    c.open("#/board")
+    row = c.board_row(number, "approved")
+    assert "Approved" in row.text and "Transfer after approval" in row.text
+    c.screenshot("board-en")
+    c.css("#lang").click()
+    c.wait(lambda d: c.css("#nav a[data-nav=board]").text == "案件看板", "Chinese again")
+
+    # another county's police is shown nothing the API does not return
+    c.sign_in("police-ouhai")
+    c.fill(c.visible("#filter-q"), number)
+    c.css("#board-refresh").click()
+    c.visible("#board-empty")
+    c.open(f"#/handoff/criminal_referral/{handoff_id}")
+    c.visible(".error-panel")
+    assert "403" in c.css(".error-panel").text
+    assert c.js_errors() == []
+
+
+def test_joint_action_acknowledged_in_the_command_view(console, web):
+    c = console
+    with web.rpc() as rpc:
+        action = rpc.command.create(token(CITY), "dispatch", dispatch_payload(
+            datetime.now(timezone.utc), recipients=("lucheng-command", "ouhai-command"),
+            title="温州南站周边非法营运整治（控制台测试）"))
+
+    c.sign_in("lucheng-command")
+    c.css("#nav a[data-nav=command]").click()
+    row = c.visible(f'#joint-actions tr[data-handoff-id="{action["id"]}"]')
+    assert "0/2" in row.text
+    c.css("a.case", row).click()
+    recipient = c.visible('#recipients tr[data-recipient="lucheng-command"]')
+    assert recipient.get_attribute("data-status") == "dispatched"
+    form = c.action_form("acknowledge")
+    c.fill(c.field(form, "note", "textarea" if c.all('[data-field="note"] textarea', form)
+                   else "input"), "收到，已安排两个中队")
+    c.css('button[type="submit"]', form).click()
+    c.wait(lambda d: c.all('#recipients tr[data-recipient="lucheng-command"]'
+                           '[data-status="acknowledged"]'), "acknowledged")
+
+    c.sign_in("city")
+    c.open(f"#/command/joint_action/{action['id']}")
+    c.visible('#recipients tr[data-recipient="lucheng-command"][data-status="acknowledged"]')
+    assert c.css('#recipients tr[data-recipient="ouhai-command"]').get_attribute(
+        "data-status") == "dispatched"
+    c.screenshot("joint-action")
+    c.open("#/command")
+    row = c.visible(f'#joint-actions tr[data-handoff-id="{action["id"]}"]')
+    assert "1/2" in row.text
+    assert c.js_errors() == []
+
+
+def test_statistics_charts(console, overdue_referral):
+    c = console
+    c.sign_in("coordinator")
+    c.css("#nav a[data-nav=stats]").click()
+    c.wait(lambda d: len(c.all(".stats-body .panel")) == 4, "four chart panels")
+    assert len(c.all("svg.chart")) >= 3             # the filing rate needs police decisions
+    assert int(c.css("#stats-tiles .tile.overdue .tile-value").text) >= 1
+    assert int(c.css("#stats-tiles .tile-value").text) >= 1
+    assert c.all("svg.chart rect.bar-overdue")      # the overdue referral, in red
+    c.screenshot("statistics")
+    assert c.js_errors() == []
