@@ -66,6 +66,15 @@ def service_command(name: str) -> list[str]:
             f"services.{name}.service"]
 
 
+def _die_with_parent() -> None:
+    """Linux: a service gets SIGTERM when `liandong run` itself dies, even by SIGKILL,
+    so no orphaned service keeps consuming."""
+    import contextlib
+    import ctypes
+    with contextlib.suppress(OSError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
 def wait_healthy(name: str, timeout: float = 60.0) -> bool:
     from shared.healthcheck import check
     deadline = time.monotonic() + timeout
@@ -88,7 +97,8 @@ def cmd_run(args) -> int:
     def start(name):
         log = open(log_dir / f"{name}.log", "ab")
         children[name] = subprocess.Popen(service_command(name), cwd=ROOT, env=env,
-                                          stdout=log, stderr=subprocess.STDOUT)
+                                          stdout=log, stderr=subprocess.STDOUT,
+                                          preexec_fn=_die_with_parent)
 
     stopping = False
 
@@ -431,6 +441,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    import warnings
+    warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
     args = build_parser().parse_args(argv)
     return args.fn(args) or 0
 
