@@ -19,8 +19,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 RUN groupadd --system --gid 10001 liandong \
  && useradd --system --uid 10001 --gid liandong --home-dir /app --no-create-home \
             --shell /usr/sbin/nologin liandong \
- && mkdir -p /data \
- && chown liandong:liandong /data
+ && mkdir -p /data /keys \
+ && chown liandong:liandong /data /keys
 
 WORKDIR /app
 

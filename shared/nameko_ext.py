@@ -10,14 +10,17 @@ import os
 from datetime import datetime, timezone
 from functools import partial
 
+import amqp.exceptions
 import eventlet
+import kombu.exceptions
 import structlog
 from kombu import Connection
 from kombu.pools import producers
 from marshmallow import ValidationError
 from nameko.extensions import DependencyProvider, Entrypoint
 from nameko.messaging import QueueConsumer
-from nameko.rpc import rpc as nameko_rpc
+from nameko.rpc import Rpc as NamekoRpc
+from nameko.rpc import RpcConsumer
 
 from shared import envelope as env
 from shared import signing
@@ -32,6 +35,12 @@ PERMANENT = (Rejected, ValidationError, env.EnvelopeError)
 # LIANDONG_FAULT=crash_before_ack: die like kill -9 between a consumer's commit and its
 # ack (used by the tests that prove nothing is applied twice); unset in production.
 FAULT = os.environ.get("LIANDONG_FAULT", "")
+# The broker went away under a worker (restart, node stopped): its ack, requeue or RPC
+# reply cannot be sent. nameko 2.14 lets these kill the whole container; here they are
+# logged instead and the broker redelivers the unacked message once the consumer has
+# reconnected (the inbox makes that a no-op for events).
+CONNECTION_LOST = (OSError, amqp.exceptions.ConnectionError,
+                   amqp.exceptions.RecoverableConnectionError, kombu.exceptions.OperationalError)
 
 
 class Database(DependencyProvider):
@@ -130,6 +139,18 @@ class RawQueueConsumer(QueueConsumer):
             self._consumers[provider] = consumer
         return self._consumers.values()
 
+    def ack_message(self, message):
+        try:
+            super().ack_message(message)
+        except CONNECTION_LOST as exc:
+            log.warning("ack_lost_with_connection", error=f"{type(exc).__name__}: {exc}")
+
+    def requeue_message(self, message):
+        try:
+            super().requeue_message(message)
+        except CONNECTION_LOST as exc:
+            log.warning("requeue_lost_with_connection", error=f"{type(exc).__name__}: {exc}")
+
 
 class EventEntrypoint(Entrypoint):
     """``@on_event("tracker.events")``: the handler gets a validated envelope dict.
@@ -202,5 +223,26 @@ class EventEntrypoint(Entrypoint):
 
 on_event = EventEntrypoint.decorator
 
+
+class ResilientRpcConsumer(RpcConsumer):
+    """nameko's RpcConsumer, except that a reply or ack lost with the broker connection
+    is logged instead of killing the container. The request stays unacked, so the
+    broker delivers it again after the reconnect (the caller has usually given up)."""
+
+    def handle_result(self, message, result, exc_info):
+        try:
+            return super().handle_result(message, result, exc_info)
+        except CONNECTION_LOST as exc:
+            log.warning("rpc_reply_lost_with_connection",
+                        method=message.delivery_info.get("routing_key"),
+                        error=f"{type(exc).__name__}: {exc}")
+            return result, exc_info
+
+
+class Rpc(NamekoRpc):
+    rpc_consumer = ResilientRpcConsumer()
+
+
 # RPC whose caller-caused errors (Rejected) are logged as expected, without a traceback.
-rpc = nameko_rpc(expected_exceptions=Rejected)
+# Every service must take ``rpc`` from here: one RPC consumer class per service.
+rpc = Rpc.decorator(expected_exceptions=Rejected)
