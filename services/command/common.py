@@ -4,27 +4,18 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from marshmallow import ValidationError
-
 from services.command import reference as ref
 from shared.auth import Actor
 from shared.calendar import to_local
-from shared.errors import InvalidInput, NotAllowed
+from shared.errors import NotAllowed
 from shared.procedure import Procedure
+from shared.schemas.common import load_payload
 
 
 def validate(schemas: dict, command: str, payload) -> dict:
-    """Load a command's payload with its schema; InvalidInput names each bad field."""
-    if not isinstance(payload, dict):
-        raise InvalidInput("payload must be an object", {"payload": ["must be an object"]})
-    schema = schemas.get(command)
-    if schema is None:
-        raise InvalidInput(f"unknown command {command!r}",
-                           {"command": [f"one of: {', '.join(sorted(schemas))}"]})
-    try:
-        return schema().load(payload)
-    except ValidationError as exc:
-        raise InvalidInput(f"invalid {command} payload", exc.messages) from None
+    """Load a command's payload with its schema (the shared loader: unknown command,
+    non-object payload, NUL characters and bad fields are InvalidInput)."""
+    return load_payload(schemas, command, payload)
 
 
 def jsonable(value):
