@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 from shared.auth import ROLES, Actor, issue_token
@@ -172,14 +173,32 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def _retrying(fn, *args, key: str, attempts: int = 3):
+    """Call a state-changing RPC with an idempotency key; when no reply comes (lost
+    reply, service restarting) ask again with the same key: done once, whatever the
+    number of attempts."""
+    from nameko.exceptions import RpcTimeout
+    for attempt in range(1, attempts + 1):
+        try:
+            return _call(fn, *args, key)
+        except RpcTimeout:
+            print(f"no reply (attempt {attempt}/{attempts}); retrying with idempotency key "
+                  f"{key}", file=sys.stderr)
+    print(f"no reply after {attempts} attempts; run again with --idempotency-key {key} "
+          "to learn the outcome without doing it twice", file=sys.stderr)
+    raise SystemExit(3)
+
+
 def cmd_referral(args) -> int:
     token = _token(args)
     with _rpc() as rpc:
         svc = rpc.police_handoff
+        key = getattr(args, "idempotency_key", None) or str(uuid.uuid4())
         if args.action == "create":
-            _print(_call(svc.create, token, args.command, _payload(args.payload)))
+            _print(_retrying(svc.create, token, args.command, _payload(args.payload), key=key))
         elif args.action == "act":
-            _print(_call(svc.act, token, args.referral_id, args.command, _payload(args.payload)))
+            _print(_retrying(svc.act, token, args.referral_id, args.command,
+                             _payload(args.payload), key=key))
         elif args.action == "show":
             _print(_call(svc.get, token, args.referral_id))
         elif args.action == "list":
@@ -331,6 +350,12 @@ def cmd_health(args) -> int:
 
 # ------------------------------------------------------------------ parser
 
+def _key_option(parser) -> None:
+    parser.add_argument("--idempotency-key", metavar="KEY",
+                        help="name this request (default: a new UUID); the same key again "
+                             "returns the first result instead of acting twice")
+
+
 def _identity(p) -> None:
     p.add_argument("--as", dest="role", required=True, choices=sorted(ROLES),
                    help="role to act as")
@@ -375,12 +400,14 @@ def build_parser() -> argparse.ArgumentParser:
     _identity(r)
     r.add_argument("--command", default="draft", choices=["draft", "open_reverse_transfer"])
     r.add_argument("--payload", required=True, help="JSON object or @file")
+    _key_option(r)
     r.set_defaults(fn=cmd_referral)
     r = rsub.add_parser("act", help="apply a procedure step (see `liandong procedure`)")
     _identity(r)
     r.add_argument("referral_id")
     r.add_argument("command")
     r.add_argument("--payload", help="JSON object or @file")
+    _key_option(r)
     r.set_defaults(fn=cmd_referral)
     r = rsub.add_parser("show", help="status, timeline, next actions for your role")
     _identity(r)

@@ -62,6 +62,13 @@ class NotFound(Rejected):
     http_status = 404
 
 
+@deserialize_to_instance
+class IdempotencyConflict(Rejected):
+    """An idempotency key reused for a different request (shared/idempotency.py)."""
+    code = "idempotency_conflict"
+    http_status = 409
+
+
 def bounded(value, field: str, low: int, high: int) -> int:
     """An integer parameter within [low, high], or InvalidInput naming the field."""
     try:

@@ -21,9 +21,11 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.exc import IntegrityError
 
-from shared import audit
+from shared import audit, faults
 from shared import envelope as env
+from shared import idempotency as idem
 from shared.auth import Actor, require_role, verify_token
 from shared.db import Store
 from shared.errors import InvalidTransition, NotAllowed, NotFound, bounded
@@ -86,6 +88,7 @@ class HandoffStore:
         )
         audit.append_only(self.steps)
         messaging_tables(self.metadata)
+        self.keys = idem.table(self.metadata)
         self.store = Store(service, self.metadata, url)
 
     def load(self, session, handoff_id: str, for_update: bool = False) -> dict:
@@ -185,23 +188,58 @@ class HandoffService:
             raise NotAllowed(f"you may not see {self.domain.KIND} {rec['id']}",
                              {"id": ["forbidden"]})
 
-    @rpc
-    def create(self, token, command, payload):
-        actor = verify_token(token)
-        rec, step = self.domain.create(command, actor, payload, _now())
-        with self.db.transaction() as s:
-            self.handoffs.save(s, rec, step, self.domain.event_payload(rec, step), 0)
-        return public(rec)
+    def _once(self, actor, key, request: tuple, work):
+        """Run ``work(session)`` in one transaction; with an idempotency key, at most
+        once per (caller, key): a retry gets the first result (see shared.idempotency)."""
+        key = idem.check_key(key)
+        if key is None:
+            with self.db.transaction() as s:
+                result = work(s)
+            faults.point("crash_before_reply")
+            return result
+        digest = idem.fingerprint(self.name, *request)
+        with self.db.session() as s:
+            found = idem.recall(s, self.handoffs.keys, actor.user_id, key, digest)
+        if found is not None:
+            return found
+        try:
+            with self.db.transaction() as s:
+                result = work(s)
+                idem.remember(s, self.handoffs.keys, actor.user_id, key, digest, result)
+            faults.point("crash_before_reply", key=key)
+            return result
+        except (IntegrityError, InvalidTransition):
+            # a concurrent attempt with the same key won: answer with its result
+            with self.db.session() as s:
+                found = idem.recall(s, self.handoffs.keys, actor.user_id, key, digest)
+            if found is None:
+                raise
+            return found
 
     @rpc
-    def act(self, token, handoff_id, command, payload=None):
+    def create(self, token, command, payload, idempotency_key=None):
+        """Open a handoff. Send an ``idempotency_key`` (e.g. a UUID per attempt) and
+        retry with the same key when the reply is lost: the handoff is created once."""
         actor = verify_token(token)
-        with self.db.transaction() as s:
+
+        def work(s):
+            rec, step = self.domain.create(command, actor, payload, _now())
+            self.handoffs.save(s, rec, step, self.domain.event_payload(rec, step), 0)
+            return public(rec)
+        return self._once(actor, idempotency_key, ("create", command, payload), work)
+
+    @rpc
+    def act(self, token, handoff_id, command, payload=None, idempotency_key=None):
+        actor = verify_token(token)
+
+        def work(s):
             rec = self.handoffs.load(s, handoff_id, for_update=self.db.is_postgres)
             self._visible(actor, rec)
             new, step = self.domain.act(rec, command, actor, payload or {}, _now())
             self.handoffs.save(s, new, step, self.domain.event_payload(new, step), rec["step"])
-        return public(new)
+            return public(new)
+        return self._once(actor, idempotency_key, ("act", handoff_id, command, payload or {}),
+                          work)
 
     @rpc
     def get(self, token, handoff_id):

@@ -11,7 +11,6 @@ uses it).
 from __future__ import annotations
 
 import contextlib
-import os
 import time
 from datetime import datetime, timezone
 
@@ -33,7 +32,7 @@ from sqlalchemy import (
 )
 
 from shared import envelope as env
-from shared import signing
+from shared import faults, signing
 
 log = structlog.get_logger(__name__)
 
@@ -130,9 +129,6 @@ class Relay:
         self._published = 0          # delivery tags handed out on this channel
         self._unconfirmed: set[int] = set()
         self._nacked = 0
-        # LIANDONG_FAULT=crash_before_publish|crash_after_publish: die like kill -9 at
-        # that point (used by the tests that prove nothing is lost); unset in production.
-        self.fault = os.environ.get("LIANDONG_FAULT", "")
 
     def _channel_ready(self):
         if self._channel is None:
@@ -210,17 +206,13 @@ class Relay:
             rows = s.execute(query).all()
             if not rows:
                 return 0
-            if self.fault == "crash_before_publish":  # fault injection for tests (kill -9)
-                log.warning("fault_injected", fault=self.fault, pending=len(rows))
-                os._exit(137)
+            faults.point("crash_before_publish", pending=len(rows))
             try:
                 self._publish_confirmed(rows)
             except Exception:
                 self.close()
                 raise
-            if self.fault == "crash_after_publish":
-                log.warning("fault_injected", fault=self.fault, published=len(rows))
-                os._exit(137)
+            faults.point("crash_after_publish", published=len(rows))
             s.execute(update(outbox).where(outbox.c.id.in_([r.id for r in rows]))
                       .values(sent_at=utcnow()))
         return len(rows)

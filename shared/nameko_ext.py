@@ -6,7 +6,6 @@ path for what cannot be processed, requeue for transient faults).
 from __future__ import annotations
 
 import json
-import os
 from datetime import datetime, timezone
 from functools import partial
 
@@ -23,7 +22,7 @@ from nameko.rpc import Rpc as NamekoRpc
 from nameko.rpc import RpcConsumer
 
 from shared import envelope as env
-from shared import signing
+from shared import faults, signing
 from shared.errors import Rejected
 from shared.events import validate_payload
 from shared.messaging import Relay
@@ -32,9 +31,6 @@ from shared.topology import DLX, consumer_queue, declare
 log = structlog.get_logger(__name__)
 
 PERMANENT = (Rejected, ValidationError, env.EnvelopeError)
-# LIANDONG_FAULT=crash_before_ack: die like kill -9 between a consumer's commit and its
-# ack (used by the tests that prove nothing is applied twice); unset in production.
-FAULT = os.environ.get("LIANDONG_FAULT", "")
 # The broker went away under a worker (restart, node stopped): its ack, requeue or RPC
 # reply cannot be sent. nameko 2.14 lets these kill the whole container; here they are
 # logged instead and the broker redelivers the unacked message once the consumer has
@@ -192,9 +188,7 @@ class EventEntrypoint(Entrypoint):
 
     def handle_result(self, message, envelope, worker_ctx, result=None, exc_info=None):
         if exc_info is None:
-            if FAULT == "crash_before_ack":   # tests: die like kill -9 after commit, before ack
-                log.warning("fault_injected", fault=FAULT, event_id=envelope["id"])
-                os._exit(137)
+            faults.point("crash_before_ack", event_id=envelope["id"])
             self.queue_consumer.ack_message(message)
         elif isinstance(exc_info[1], PERMANENT):
             self._reject(message, exc_info[1], envelope)

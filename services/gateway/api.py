@@ -80,6 +80,9 @@ ROUTES: list[Route] = [
           "console", auth=False,
           params=(("path", "path", "string", "a file under services/gateway/static"),)),
 ]
+IDEMPOTENCY = ("Idempotency-Key", "header", "string",
+               "optional; a retry with the same key (and the same request) is done once "
+               "and answered with the first result; another request under a used key: 409")
 for collection, (_service, kind) in COLLECTIONS.items():
     p = (("id", "path", "string", "handoff id"),)
     ROUTES += [
@@ -87,12 +90,13 @@ for collection, (_service, kind) in COLLECTIONS.items():
               params=(("state", "query", "string", "state"),
                       ("county", "query", "string", "county"))),
         Route("POST", f"{API}/{collection}", f"Create a {kind} (command in ?command=)", kind,
-              params=(("command", "query", "string", "creation command"),), body="Payload",
-              responses={"201": "Created"}),
+              params=(("command", "query", "string", "creation command"), IDEMPOTENCY),
+              body="Payload", responses={"201": "Created"}),
         Route("GET", f"{API}/{collection}/{{id}}", f"One {kind} with timeline and next "
               "actions for the caller", kind, params=p),
         Route("POST", f"{API}/{collection}/{{id}}/{{command}}", f"Apply a {kind} step", kind,
-              params=p + (("command", "path", "string", "procedure command"),), body="Payload"),
+              params=p + (("command", "path", "string", "procedure command"), IDEMPOTENCY),
+              body="Payload"),
     ]
 for collection, kind in COMMAND_COLLECTIONS.items():
     p = (("id", "path", "string", "handoff id"),)
@@ -100,10 +104,15 @@ for collection, kind in COMMAND_COLLECTIONS.items():
         Route("GET", f"{API}/{collection}", f"List {kind} visible to the caller", kind,
               params=(("state", "query", "string", "state"),
                       ("county", "query", "string", "county"))),
+        Route("POST", f"{API}/{collection}", f"Create a {kind} (command in ?command=, "
+              f"default {next(iter(Procedure.load(kind).creations))})", kind,
+              params=(("command", "query", "string", "creation command"), IDEMPOTENCY),
+              body="Payload", responses={"201": "Created"}),
         Route("GET", f"{API}/{collection}/{{id}}", f"One {kind} with its recipients, "
               "timeline and next actions for the caller", kind, params=p),
         Route("POST", f"{API}/{collection}/{{id}}/{{command}}", f"Apply a {kind} step", kind,
-              params=p + (("command", "path", "string", "procedure command"),), body="Payload"),
+              params=p + (("command", "path", "string", "procedure command"), IDEMPOTENCY),
+              body="Payload"),
     ]
 
 

@@ -27,6 +27,7 @@ from shared.cli import SERVICES
 from shared.errors import InvalidInput, NotFound, Rejected, Unauthenticated, nul_free
 from shared.logging import configure_logging
 from shared.nameko_ext import rpc
+from shared.procedure import Procedure
 
 configure_logging("gateway")
 log = structlog.get_logger(__name__)
@@ -98,6 +99,12 @@ def _token(request) -> str:
     token = header[len("Bearer "):].strip()
     verify_token(token)
     return token
+
+
+def _idempotency_key(request) -> str | None:
+    """The client's ``Idempotency-Key`` header: a retried POST with the same key is
+    done once (shared/idempotency.py); the service checks its form."""
+    return request.headers.get("Idempotency-Key") or None
 
 
 def _flag(request, name) -> bool:
@@ -312,13 +319,28 @@ class GatewayService:
             raise NotFound(f"no {_command_kind(request)} {handoff_id}", {"id": ["not found"]})
         return json_response(rec)
 
+    @http("POST", "/api/v1/joint-actions")
+    @http("POST", "/api/v1/assistance-requests")
+    def create_command_record(self, request):
+        kind = _command_kind(request)
+        creations = list(Procedure.load(kind).creations)
+        command = request.args.get("command", creations[0])
+        if command not in creations:
+            raise InvalidInput(f"{command!r} does not create a {kind}",
+                               {"command": [f"one of: {', '.join(creations)}"]})
+        rec = self.command.create(_token(request), command, _body(request),
+                                  _idempotency_key(request))
+        collection = request.path.split("/")[3]
+        return json_response(rec, 201, {"Location": f"/api/v1/{collection}/{rec['id']}"})
+
     @http("POST", "/api/v1/joint-actions/<string:handoff_id>/<string:command>")
     @http("POST", "/api/v1/assistance-requests/<string:handoff_id>/<string:command>")
     def act_command_record(self, request, handoff_id, command):
         token, body = _token(request), _body(request)
         if self.command.get(token, handoff_id)["kind"] != _command_kind(request):
             raise NotFound(f"no {_command_kind(request)} {handoff_id}", {"id": ["not found"]})
-        return json_response(self.command.act(token, handoff_id, command, body))
+        return json_response(self.command.act(token, handoff_id, command, body,
+                                              _idempotency_key(request)))
 
     @http("GET", "/api/v1/<string:collection>")
     def list_handoffs(self, request, collection):
@@ -330,10 +352,9 @@ class GatewayService:
     def create(self, request, collection):
         service = _collection(collection)
         kind = api.COLLECTIONS[collection][1]
-        from shared.procedure import Procedure
         default = next(iter(Procedure.load(kind).creations))
         rec = self._svc(service).create(_token(request), request.args.get("command", default),
-                                        _body(request))
+                                        _body(request), _idempotency_key(request))
         return json_response(rec, 201, {"Location": f"/api/v1/{collection}/{rec['id']}"})
 
     @http("GET", "/api/v1/<string:collection>/<string:handoff_id>")
@@ -344,4 +365,5 @@ class GatewayService:
     @http("POST", "/api/v1/<string:collection>/<string:handoff_id>/<string:command>")
     def act(self, request, collection, handoff_id, command):
         svc = self._svc(_collection(collection))
-        return json_response(svc.act(_token(request), handoff_id, command, _body(request)))
+        return json_response(svc.act(_token(request), handoff_id, command, _body(request),
+                                     _idempotency_key(request)))
