@@ -12,6 +12,7 @@ from marshmallow import ValidationError
 from shared.errors import InvalidInput
 from shared.schemas import command as command_centres
 from shared.schemas import criminal_referral, market_referral
+from shared.schemas.common import schema_instance
 from shared.schemas.handoff import DeadlineAlertSchema, event_schema
 from shared.standards import load_standard
 
@@ -56,7 +57,7 @@ def validate_payload(event_type: str, data) -> dict:
     if schema_cls is None:
         raise InvalidInput(f"unknown event type {event_type!r}", {"type": ["unknown"]})
     try:
-        return schema_cls().load(data)
+        return schema_instance(schema_cls).load(data)
     except ValidationError as exc:
         raise InvalidInput(f"payload of {event_type} fails its schema",
                            {"data": exc.messages}) from None

@@ -17,6 +17,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    bindparam,
     insert,
     select,
     update,
@@ -90,6 +91,14 @@ class HandoffStore:
         messaging_tables(self.metadata)
         self.keys = idem.table(self.metadata)
         self.store = Store(service, self.metadata, url)
+        # statements built once; each execution passes only its parameters (building
+        # a statement with .values(...) per call costs more than running it)
+        h, st = self.handoffs, self.steps
+        self._insert_handoff, self._insert_step = insert(h), insert(st)
+        self._update_handoff = update(h).where(h.c.id == bindparam("_id"),
+                                               h.c.step == bindparam("_previous"))
+        self._prev_hash = select(st.c.hash).where(st.c.handoff_id == bindparam("_id"),
+                                                  st.c.step == bindparam("_step"))
 
     def load(self, session, handoff_id: str, for_update: bool = False) -> dict:
         query = select(self.handoffs.c.doc).where(self.handoffs.c.id == handoff_id)
@@ -113,12 +122,11 @@ class HandoffStore:
                    "step": rec["step"], "deadline_due": due or None, "doc": rec,
                    "updated_at": now}
         if previous_step == 0:
-            session.execute(insert(self.handoffs).values(id=rec["id"], created_at=now,
-                                                         **columns))
+            session.execute(self._insert_handoff, {**columns, "id": rec["id"],
+                                                   "created_at": now})
         else:
-            changed = session.execute(update(self.handoffs).where(
-                self.handoffs.c.id == rec["id"],
-                self.handoffs.c.step == previous_step).values(**columns))
+            changed = session.execute(self._update_handoff, {
+                **columns, "_id": rec["id"], "_previous": previous_step})
             if changed.rowcount != 1:
                 raise InvalidTransition("changed by someone else meanwhile; reload and retry",
                                         {"step": [f"expected step {previous_step}"]})
@@ -131,10 +139,9 @@ class HandoffStore:
                "from_state": step["from"], "to_state": step["to"], "actor": actor, "at": now,
                "details": payload["details"], "event_id": envelope["id"]}
         prev = audit.GENESIS if rec["step"] == 1 else session.execute(
-            select(self.steps.c.hash).where(self.steps.c.handoff_id == rec["id"],
-                                            self.steps.c.step == rec["step"] - 1)).scalar_one()
-        session.execute(insert(self.steps).values(**row, prev_hash=prev,
-                                                  hash=audit.chain(prev, row)))
+            self._prev_hash, {"_id": rec["id"], "_step": rec["step"] - 1}).scalar_one()
+        session.execute(self._insert_step, {**row, "prev_hash": prev,
+                                            "hash": audit.chain(prev, row)})
         stage(session, self.metadata, envelope)
         return envelope
 

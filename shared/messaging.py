@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import time
 from datetime import datetime, timezone
+from functools import lru_cache
 
 import structlog
 from sqlalchemy import (
@@ -77,10 +78,16 @@ def stage(session, metadata: MetaData, envelope: dict) -> None:
     """Write an event to the outbox inside the caller's transaction."""
     outbox = messaging_tables(metadata)["outbox"]
     envelope = signing.sign(envelope)   # the issuer signs what it stages
-    session.execute(insert(outbox).values(
-        event_id=envelope["id"], type=envelope["type"], subject=envelope["subject"],
-        routing_key=envelope["type"], body=env.encode(envelope).decode("utf-8"),
-        created_at=utcnow()))
+    session.execute(_insert(outbox), {
+        "event_id": envelope["id"], "type": envelope["type"], "subject": envelope["subject"],
+        "routing_key": envelope["type"], "body": env.encode(envelope).decode("utf-8"),
+        "created_at": utcnow()})
+
+
+@lru_cache(maxsize=64)
+def _insert(table: Table):
+    """``INSERT INTO table``, built once per table; executions pass their parameters."""
+    return insert(table)
 
 
 def backlog(store) -> dict:
@@ -254,12 +261,27 @@ def claim(session, metadata: MetaData, consumer: str, envelope: dict) -> bool:
     commit fails on the primary key, its whole transaction rolls back, the message
     is requeued, and the retry sees the first one's row and returns False.
     """
+    return bool(claim_many(session, metadata, consumer, [envelope]))
+
+
+def claim_many(session, metadata: MetaData, consumer: str, envelopes: list[dict]) -> list[dict]:
+    """``claim`` for a batch, in two statements: the envelopes not applied before (a
+    copy twice in the batch counts once), in their order, now recorded in the inbox."""
+    if not envelopes:
+        return []
     inbox = messaging_tables(metadata)["inbox"]
-    seen = session.execute(select(inbox.c.event_id).where(
-        inbox.c.consumer == consumer, inbox.c.event_id == envelope["id"])).first()
-    if seen:
-        return False
-    session.execute(insert(inbox).values(
-        consumer=consumer, event_id=envelope["id"], type=envelope["type"],
-        subject=envelope["subject"], sequence=envelope["sequence"], received_at=utcnow()))
-    return True
+    seen = set(session.execute(select(inbox.c.event_id).where(
+        inbox.c.consumer == consumer,
+        inbox.c.event_id.in_(sorted({e["id"] for e in envelopes})))).scalars())
+    fresh = []
+    for e in envelopes:
+        if e["id"] not in seen:
+            seen.add(e["id"])
+            fresh.append(e)
+    if fresh:
+        now = utcnow()
+        session.execute(_insert(inbox), [
+            {"consumer": consumer, "event_id": e["id"], "type": e["type"],
+             "subject": e["subject"], "sequence": e["sequence"], "received_at": now}
+            for e in fresh])
+    return fresh

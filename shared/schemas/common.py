@@ -2,6 +2,7 @@
 and credit codes, documents, counties."""
 from __future__ import annotations
 
+import functools
 from decimal import Decimal
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
@@ -84,6 +85,13 @@ def json_safe(value):
     return value
 
 
+@functools.cache
+def schema_instance(cls):
+    """One instance per schema class: building a schema (and its nested ones) costs
+    more than a load; loading keeps no state on the instance."""
+    return cls()
+
+
 def load_payload(schemas: dict, command: str, payload) -> dict:
     """Load a command's payload with its schema as plain JSON values; InvalidInput names
     the unknown command or each bad field."""
@@ -95,6 +103,6 @@ def load_payload(schemas: dict, command: str, payload) -> dict:
         raise InvalidInput("payload must be an object", {"payload": ["must be an object"]})
     nul_free(payload)
     try:
-        return json_safe(schemas[command]().load(payload))
+        return json_safe(schema_instance(schemas[command]).load(payload))
     except ValidationError as exc:
         raise InvalidInput(f"invalid {command} payload", exc.messages) from None
