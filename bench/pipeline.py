@@ -6,10 +6,10 @@
   the real ``Database`` and ``OutboxRelay`` dependencies — the relay is woken after
   every worker and publishes with confirms. Only the RPC transport in front of it is
   replaced by the pump (requests arrive as nameko workers, ``max_workers`` at once).
-* ``TrackerConsumer`` is the tracker's ``on_event`` (``@on_event`` entrypoint: decode,
-  payload schema, then ``claim`` in the inbox + ``apply`` to the read model in one
-  transaction, ack after commit) with the tracker's own relay beside it, as in the
-  service. The recorder notes the time after the commit.
+* ``TrackerConsumer`` is the tracker's ``on_events`` (``@on_events`` entrypoint: decode,
+  signature and payload schema per message, then the batch that gathered meanwhile —
+  inbox claim + read model in one transaction — ack after commit) with the tracker's
+  own relay beside it, as in the service. The recorder notes the time after the commit.
 
 Latency is the envelope's ``time`` (taken when the request starts) to the tracker's
 commit of that event.
@@ -24,9 +24,9 @@ from bench.harness import RECORDER, pump
 from services.police_handoff import domain as police_domain
 from services.police_handoff.store import handoffs as police_handoffs
 from services.tracker import store as tracker_store
-from services.tracker.service import CONSUMER, TrackerService
+from services.tracker.service import BATCH, CONSUMER, TrackerService
 from shared.handoffs import HandoffService
-from shared.nameko_ext import Database, OutboxRelay, on_event
+from shared.nameko_ext import Database, OutboxRelay, on_events
 
 
 class PoliceHandoffRequests:
@@ -36,6 +36,7 @@ class PoliceHandoffRequests:
 
     db = Database(police_handoffs.store)
     relay = OutboxRelay(police_handoffs.store)
+    _once = HandoffService._once       # the transaction (and idempotency) of every RPC
 
     @pump
     def request(self, i):
@@ -49,11 +50,13 @@ class TrackerConsumer:
     db = Database(tracker_store.store)
     relay = OutboxRelay(tracker_store.store)
 
-    @on_event(CONSUMER)
-    def on_event(self, envelope):
+    @on_events(CONSUMER, max_batch=BATCH)
+    def on_events(self, envelopes):
         started = time.time()
-        result = TrackerService.on_event(self, envelope)   # commits before returning
-        RECORDER.record(sample.index_of(envelope["data"]["case_number"]),
-                        datetime.fromisoformat(envelope["time"]).timestamp(), time.time(),
-                        started, envelope["id"])
+        result = TrackerService.on_events(self, envelopes)   # commits before returning
+        committed = time.time()
+        for envelope in envelopes:
+            RECORDER.record(sample.index_of(envelope["data"]["case_number"]),
+                            datetime.fromisoformat(envelope["time"]).timestamp(), committed,
+                            started, envelope["id"])
         return result

@@ -131,7 +131,8 @@ class RawQueueConsumer(QueueConsumer):
         for provider in self._providers:
             consumer = consumer_cls(queues=[provider.queue], accept=None,
                                     on_message=partial(self.handle_message, provider, None))
-            consumer.qos(prefetch_count=self.prefetch_count)
+            consumer.qos(prefetch_count=max(self.prefetch_count,
+                                            getattr(provider, "prefetch", 0)))
             self._consumers[provider] = consumer
         return self._consumers.values()
 
@@ -216,6 +217,82 @@ class EventEntrypoint(Entrypoint):
 
 
 on_event = EventEntrypoint.decorator
+
+
+class BatchEventEntrypoint(EventEntrypoint):
+    """``@on_events("tracker.events", max_batch=200)``: the handler gets a list of
+    validated envelopes and must apply them all in one transaction.
+
+    One batch is in flight at a time: while it runs, the next messages (up to the
+    prefetch of ``2 * max_batch``) gather, and they form the next batch — so under
+    load one commit covers many events and when quiet an event goes alone, at once.
+    Every message of a batch is acked after the handler returned (its commit). If a
+    batch fails, each of its messages is tried again alone, so one poison event is
+    dead-lettered (or one transient fault requeued) without holding up the others.
+    """
+
+    def __init__(self, queue_name: str, max_batch: int = 200, **kwargs):
+        super().__init__(queue_name, **kwargs)
+        self.max_batch = max_batch
+        self.prefetch = 2 * max_batch
+        self._pending: list[tuple] = []     # (message, envelope), in delivery order
+        self._alone: list[tuple] = []       # from a failed batch: one at a time
+        self._busy = False
+        self._stopping = False
+
+    def stop(self):
+        # what has not started stays unacked: the broker delivers it again
+        self._stopping = True
+        self._pending, self._alone = [], []
+        super().stop()
+
+    def handle_message(self, _body, message):
+        try:
+            envelope = env.decode(message.body, verify=signing.verify)
+            validate_payload(envelope["type"], envelope["data"])
+        except PERMANENT as exc:
+            self._reject(message, exc)
+            return
+        self._pending.append((message, envelope))
+        if not self._busy:
+            self._next()
+
+    def _next(self):
+        if self._stopping:
+            self._busy = False
+            return
+        if self._alone:
+            batch = [self._alone.pop(0)]
+        else:
+            batch, self._pending = (self._pending[:self.max_batch],
+                                    self._pending[self.max_batch:])
+        if not batch:
+            self._busy = False
+            return
+        self._busy = True
+        self.container.spawn_worker(
+            self, ([e for _, e in batch],), {}, context_data={},
+            handle_result=partial(self.handle_batch_result, batch))
+
+    def handle_batch_result(self, batch, worker_ctx, result=None, exc_info=None):
+        try:
+            if exc_info is None:
+                faults.point("crash_before_ack", event_id=batch[-1][1]["id"])
+                for message, _ in batch:
+                    self.queue_consumer.ack_message(message)
+            elif len(batch) == 1:
+                message, envelope = batch[0]
+                super().handle_result(message, envelope, worker_ctx, result, exc_info)
+            else:
+                log.warning("batch_failed_retrying_alone", queue=self.queue_name,
+                            size=len(batch), error=f"{exc_info[0].__name__}: {exc_info[1]}")
+                self._alone.extend(batch)
+        finally:
+            self._next()
+        return result, exc_info
+
+
+on_events = BatchEventEntrypoint.decorator
 
 
 class ResilientRpcConsumer(RpcConsumer):

@@ -13,13 +13,14 @@ from services.tracker import store as st
 from shared.auth import require_role, verify_token
 from shared.errors import InvalidInput, NotAllowed, NotFound, bounded
 from shared.logging import configure_logging
-from shared.messaging import backlog, claim
-from shared.nameko_ext import Database, OutboxRelay, on_event, rpc
+from shared.messaging import backlog
+from shared.nameko_ext import Database, OutboxRelay, on_events, rpc
 
 configure_logging("tracker")
 
 CONSUMER = "tracker.events"
 SWEEP_SECONDS = float(os.environ.get("TRACKER_SWEEP_SECONDS", "10"))
+BATCH = int(os.environ.get("TRACKER_BATCH", "200"))   # events applied per transaction
 APPROACHING = timedelta(hours=float(os.environ.get("TRACKER_APPROACHING_HOURS", "24")))
 GROUPS = ("month", "county", "domain", "agency", "kind")
 
@@ -44,14 +45,14 @@ class TrackerService:
     db = Database(st.store)
     relay = OutboxRelay(st.store)
 
-    @on_event(CONSUMER)
-    def on_event(self, envelope):
-        if envelope["type"].startswith("deadline."):
-            return "own alert"   # the tracker's own output, nothing to apply
+    @on_events(CONSUMER, max_batch=BATCH)
+    def on_events(self, envelopes):
+        """Apply a batch of events in one transaction (inbox, order by sequence)."""
+        handoff_events = [e for e in envelopes if not e["type"].startswith("deadline.")]
+        if not handoff_events:       # the tracker's own alerts: nothing to apply
+            return {}
         with self.db.transaction() as s:
-            if not claim(s, st.metadata, CONSUMER, envelope):
-                return "duplicate"
-            return st.apply(s, envelope)
+            return st.apply_batch(s, handoff_events, CONSUMER)
 
     @timer(interval=SWEEP_SECONDS)
     def sweep(self):
@@ -119,17 +120,10 @@ class TrackerService:
     def ingest(self, token, envelopes):
         """Apply a batch of events (a rebuild), with the same inbox and order rules."""
         require_role(verify_token(token), {"operator"}, "rebuild the tracker")
-        counts = {"applied": 0, "duplicate": 0, "stale": 0, "skipped": 0, "parked": 0}
-        for envelope in envelopes:
-            if envelope["type"].startswith("deadline."):
-                counts["skipped"] += 1
-                continue
-            with self.db.transaction() as s:
-                if not claim(s, st.metadata, CONSUMER, envelope):
-                    counts["duplicate"] += 1
-                    continue
-                counts[st.apply(s, envelope)] += 1
-        return counts
+        handoff_events = [e for e in envelopes if not e["type"].startswith("deadline.")]
+        with self.db.transaction() as s:
+            counts = st.apply_batch(s, handoff_events, CONSUMER)
+        return {**counts, "skipped": len(envelopes) - len(handoff_events)}
 
     @rpc
     def health(self):

@@ -15,6 +15,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    bindparam,
     delete,
     func,
     insert,
@@ -26,7 +27,7 @@ from sqlalchemy import (
 from services.tracker import domain
 from shared import envelope as env
 from shared.db import Store
-from shared.messaging import messaging_tables, stage
+from shared.messaging import claim_many, messaging_tables, stage
 from shared.procedure import Procedure
 
 SERVICE = "tracker"
@@ -123,75 +124,133 @@ def _utc(value: datetime | None) -> datetime | None:
     return value
 
 
-def _lock_subject(session, subject: str) -> None:
-    """Concurrent workers handling events of one subject take turns (PostgreSQL row
-    lock). SQLite serializes writers itself: a stale read fails to commit and retries."""
-    if session.bind.dialect.name != "postgresql":
+def _lock_subjects(session, subjects: list[str]) -> None:
+    """Workers (or replicas) handling events of the same subjects take turns
+    (PostgreSQL row locks, taken in one order so two batches cannot deadlock). SQLite
+    serializes writers itself: a stale read fails to commit and the batch retries."""
+    if session.bind.dialect.name != "postgresql" or not subjects:
         return
     from sqlalchemy.dialects.postgresql import insert as pg_insert
-    session.execute(pg_insert(subject_locks).values(subject=subject).on_conflict_do_nothing())
+    session.execute(pg_insert(subject_locks).on_conflict_do_nothing(),
+                    [{"subject": s} for s in subjects])
     session.execute(select(subject_locks.c.subject).where(
-        subject_locks.c.subject == subject).with_for_update())
-
-
-def apply(session, envelope: dict) -> str:
-    """Apply one handoff event in its subject's order: 'applied' (with any parked
-    successors), 'stale' (already past it) or 'parked' (an earlier step is missing; it
-    is applied as soon as that step arrives)."""
-    subject, seq = envelope["subject"], envelope["sequence"]
-    _lock_subject(session, subject)
-    have = session.execute(select(handoffs.c.step).where(
-        handoffs.c.handoff_id == subject)).scalar() or 0
-    if have >= seq:
-        return "stale"
-    if seq != have + 1:
-        session.execute(insert(parked).values(subject=subject, sequence=seq,
-                                              envelope=envelope, parked_at=_now()))
-        return "parked"
-    _apply_in_order(session, envelope)
-    while True:   # successors that came early
-        nxt = session.execute(select(parked.c.envelope).where(
-            parked.c.subject == subject, parked.c.sequence == seq + 1)).scalar()
-        if nxt is None:
-            return "applied"
-        _apply_in_order(session, nxt)
-        session.execute(delete(parked).where(parked.c.subject == subject,
-                                             parked.c.sequence == seq + 1))
-        seq += 1
+        subject_locks.c.subject.in_(subjects)).order_by(subject_locks.c.subject)
+        .with_for_update())
 
 
 def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def _apply_in_order(session, envelope: dict) -> None:
+# statements built once; executions pass parameters (executemany for a batch)
+_INSERT_HANDOFFS, _INSERT_TIMELINE, _INSERT_PARKED = (insert(handoffs), insert(timeline),
+                                                       insert(parked))
+_UPDATE_HANDOFFS = update(handoffs).where(handoffs.c.handoff_id == bindparam("_subject"))
+_DELETE_PARKED = delete(parked).where(parked.c.subject == bindparam("_subject"),
+                                      parked.c.sequence == bindparam("_sequence"))
+
+
+def apply(session, envelope: dict, consumer: str) -> str:
+    """Apply one event; see ``apply_batch``. Returns what happened to it."""
+    counts = apply_batch(session, [envelope], consumer)
+    return next(k for k, v in counts.items() if v)
+
+
+def apply_batch(session, envelopes: list[dict], consumer: str) -> dict[str, int]:
+    """Apply a batch of handoff events in the caller's transaction, each in its
+    subject's order, with a constant number of statements whatever the batch size.
+
+    Each event is 'duplicate' (in the inbox already: a redelivery), 'stale' (the
+    subject is already past it), 'parked' (an earlier step is missing: kept until that
+    step arrives, then applied) or 'applied' (with any parked successors)."""
+    counts = {"applied": 0, "duplicate": 0, "stale": 0, "parked": 0}
+    subjects = sorted({e["subject"] for e in envelopes})
+    _lock_subjects(session, subjects)         # before the inbox: a copy waits, then dedups
+    fresh = claim_many(session, metadata, consumer, envelopes)
+    counts["duplicate"] = len(envelopes) - len(fresh)
+    if not fresh:
+        return counts
+    subjects = sorted({e["subject"] for e in fresh})
+    state = {r.handoff_id: {"step": r.step, "units": set(r.units or []), "search": r.search,
+                            "domain": r.domain, "exists": True}
+             for r in session.execute(select(handoffs.c.handoff_id, handoffs.c.step,
+                                             handoffs.c.units, handoffs.c.search,
+                                             handoffs.c.domain)
+                                      .where(handoffs.c.handoff_id.in_(subjects)))}
+    waiting = {(r.subject, r.sequence): r.envelope for r in session.execute(
+        select(parked.c.subject, parked.c.sequence, parked.c.envelope)
+        .where(parked.c.subject.in_(subjects)))}
+    stored_parked = set(waiting)
+    rows: dict[str, dict] = {}
+    steps: list[dict] = []
+    new_parked: dict[tuple, dict] = {}
+    for e in fresh:
+        subject, seq = e["subject"], e["sequence"]
+        cur = state.setdefault(subject, {"step": 0, "units": set(), "search": "",
+                                         "domain": None, "exists": False})
+        if cur["step"] >= seq:
+            counts["stale"] += 1
+            continue
+        if seq != cur["step"] + 1:
+            if (subject, seq) not in waiting:
+                waiting[(subject, seq)] = new_parked[(subject, seq)] = e
+            counts["parked"] += 1
+            continue
+        _apply_in_memory(cur, rows, steps, e)
+        counts["applied"] += 1
+        while (subject, cur["step"] + 1) in waiting:   # successors that came early
+            key = (subject, cur["step"] + 1)
+            _apply_in_memory(cur, rows, steps, waiting.pop(key))
+            new_parked.pop(key, None)
+    _write(session, state, rows, steps, new_parked,
+           [k for k in stored_parked if k not in waiting])
+    return counts
+
+
+def _apply_in_memory(cur: dict, rows: dict, steps: list, envelope: dict) -> None:
     data, seq, subject = envelope["data"], envelope["sequence"], envelope["subject"]
-    current = session.execute(select(handoffs.c.step, handoffs.c.units, handoffs.c.search)
-                              .where(handoffs.c.handoff_id == subject)).first()
     at = datetime.fromisoformat(data["at"])
     deadline = data.get("deadline")
-    units = set(current.units if current else []) | domain.units_of(data)
-    search = " ".join(filter(None, [current.search if current else "", _search_text(data)]))
-    row = {"kind": data["kind"], "case_number": data["case_number"],
-           "county": data.get("county"),
-           "domain": (data.get("details") or {}).get("domain"),
-           "owner_unit": data["owner_unit"], "counterpart_unit": data.get("counterpart_unit"),
-           "counterpart_agency": KIND_AGENCY.get(data["kind"]), "units": sorted(units),
-           "state": data["state"], "open": _is_open(data["kind"], data["state"]), "step": seq,
-           "deadline": deadline,
-           "deadline_due": datetime.fromisoformat(deadline["due"]) if deadline else None,
-           "search": search[:1000], "updated_at": at}
-    if current is None:
-        session.execute(insert(handoffs).values(handoff_id=subject, created_at=at, **row))
-    else:
-        if row["domain"] is None:
-            row.pop("domain")
-        session.execute(update(handoffs).where(handoffs.c.handoff_id == subject).values(**row))
-    session.execute(insert(timeline).values(
-        handoff_id=subject, step=seq, event_id=envelope["id"], type=envelope["type"],
-        command=data["command"], state=data["state"], actor=envelope.get("actor"),
-        actor_role=envelope.get("actorrole"), actor_unit=envelope.get("actorunit"), at=at,
-        data=data))
+    cur["units"] |= domain.units_of(data)
+    cur["search"] = " ".join(filter(None, [cur["search"], _search_text(data)]))[:1000]
+    cur["domain"] = (data.get("details") or {}).get("domain") or cur["domain"]
+    cur["step"] = seq
+    row = rows.setdefault(subject, {"created_at": at})
+    row.update({"kind": data["kind"], "case_number": data["case_number"],
+                "county": data.get("county"), "domain": cur["domain"],
+                "owner_unit": data["owner_unit"],
+                "counterpart_unit": data.get("counterpart_unit"),
+                "counterpart_agency": KIND_AGENCY.get(data["kind"]),
+                "units": sorted(cur["units"]), "state": data["state"],
+                "open": _is_open(data["kind"], data["state"]), "step": seq,
+                "deadline": deadline,
+                "deadline_due": datetime.fromisoformat(deadline["due"]) if deadline else None,
+                "search": cur["search"], "updated_at": at})
+    steps.append({"handoff_id": subject, "step": seq, "event_id": envelope["id"],
+                  "type": envelope["type"], "command": data["command"],
+                  "state": data["state"], "actor": envelope.get("actor"),
+                  "actor_role": envelope.get("actorrole"),
+                  "actor_unit": envelope.get("actorunit"), "at": at, "data": data})
+
+
+def _write(session, state, rows, steps, new_parked, unparked) -> None:
+    inserts = [{**row, "handoff_id": subject} for subject, row in rows.items()
+               if not state[subject]["exists"]]
+    updates = [{**{k: v for k, v in row.items() if k != "created_at"}, "_subject": subject}
+               for subject, row in rows.items() if state[subject]["exists"]]
+    if inserts:
+        session.execute(_INSERT_HANDOFFS, inserts)
+    if updates:
+        session.execute(_UPDATE_HANDOFFS, updates)
+    if steps:
+        session.execute(_INSERT_TIMELINE, steps)
+    if new_parked:
+        now = _now()
+        session.execute(_INSERT_PARKED, [
+            {"subject": s, "sequence": q, "envelope": e, "parked_at": now}
+            for (s, q), e in new_parked.items()])
+    if unparked:
+        session.execute(_DELETE_PARKED, [{"_subject": s, "_sequence": q} for s, q in unparked])
 
 
 def _plain(row, now: datetime | None = None) -> dict:
