@@ -304,10 +304,11 @@ class GatewayService:
     @http("GET", "/api/v1/joint-actions")
     @http("GET", "/api/v1/assistance-requests")
     def list_command_records(self, request):
+        token = _token(request)     # authenticate before looking at the query
         kind, limit = _command_kind(request), request.args.get("limit", "200")
         if not limit.isdigit():
             raise InvalidInput("limit must be an integer", {"limit": ["integer"]})
-        rows = self.command.list(_token(request), request.args.get("state"),
+        rows = self.command.list(token, request.args.get("state"),
                                  request.args.get("county"), int(limit))
         return json_response([r for r in rows if r["kind"] == kind])
 
@@ -322,13 +323,14 @@ class GatewayService:
     @http("POST", "/api/v1/joint-actions")
     @http("POST", "/api/v1/assistance-requests")
     def create_command_record(self, request):
+        token = _token(request)     # authenticate before looking at the query
         kind = _command_kind(request)
         creations = list(Procedure.load(kind).creations)
         command = request.args.get("command", creations[0])
         if command not in creations:
             raise InvalidInput(f"{command!r} does not create a {kind}",
                                {"command": [f"one of: {', '.join(creations)}"]})
-        rec = self.command.create(_token(request), command, _body(request),
+        rec = self.command.create(token, command, _body(request),
                                   _idempotency_key(request))
         collection = request.path.split("/")[3]
         return json_response(rec, 201, {"Location": f"/api/v1/{collection}/{rec['id']}"})

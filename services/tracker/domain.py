@@ -10,6 +10,13 @@ from shared.auth import Actor
 
 ALL_SEEING = ("coordinator", "city_command", "operator", "system")
 COUNTY_ROLES = ("county_command", "agency_head")
+# the kinds whose services let a county centre and an agency head see every handoff of
+# their county (police_handoff and market_referral can_view); the command centre's
+# records are seen only by their parties (services/command/{joint_action,assistance}.py)
+COUNTY_WIDE_KINDS = ("criminal_referral", "market_referral")
+# an assistance request reaches the requested centre only once it is requested (at
+# once between neighbours, after the city centre's approval otherwise)
+NOT_YET_REQUESTED = ("approval_pending", "refused", "withdrawn")
 
 
 def units_of(data: dict) -> set[str]:
@@ -24,14 +31,21 @@ def units_of(data: dict) -> set[str]:
             units.add(value)
         if key == "recipients" and isinstance(value, list):
             units |= {r if isinstance(r, str) else r.get("unit") for r in value}
+    if data.get("kind") == "assistance_request" and data.get("state") in NOT_YET_REQUESTED:
+        units -= {data.get("counterpart_unit"), details.get("target_unit")}  # not yet a party
     return {u for u in units if u}
 
 
 def can_view(actor: Actor, row: dict) -> bool:
+    """The board shows what the issuing service would show on read-one: the same rule
+    per kind, on the units the events named as parties."""
     if actor.role in ALL_SEEING:
         return True
-    if actor.role in COUNTY_ROLES and (actor.county is None or actor.county == row["county"]):
+    if row.get("kind") in COUNTY_WIDE_KINDS and actor.role in COUNTY_ROLES and (
+            actor.county is None or actor.county == row["county"]):
         return True
+    if row.get("kind") == "assistance_request" and actor.role != "county_command":
+        return False
     return actor.unit in (row.get("units") or [])
 
 
