@@ -176,12 +176,20 @@ class EventEntrypoint(Entrypoint):
     def amqp_uri(self):
         return self.container.config["AMQP_URI"]
 
-    def handle_message(self, _body, message):
+    def _decoded(self, message) -> dict | None:
+        """The message's envelope, signature-checked and payload-validated; None (and
+        the message dead-lettered with the reason) when it is not acceptable."""
         try:
             envelope = env.decode(message.body, verify=signing.verify)
             validate_payload(envelope["type"], envelope["data"])
         except PERMANENT as exc:
             self._reject(message, exc)
+            return None
+        return envelope
+
+    def handle_message(self, _body, message):
+        envelope = self._decoded(message)
+        if envelope is None:
             return
         self.container.spawn_worker(
             self, (envelope,), {}, context_data={},
@@ -247,11 +255,8 @@ class BatchEventEntrypoint(EventEntrypoint):
         super().stop()
 
     def handle_message(self, _body, message):
-        try:
-            envelope = env.decode(message.body, verify=signing.verify)
-            validate_payload(envelope["type"], envelope["data"])
-        except PERMANENT as exc:
-            self._reject(message, exc)
+        envelope = self._decoded(message)
+        if envelope is None:
             return
         self._pending.append((message, envelope))
         if not self._busy:
