@@ -45,8 +45,13 @@ def apply(vhost: str = "/", host: str = "127.0.0.1", port: int = 5672,
     uris = {}
     for service, spec in doc["publishers"].items():
         user = spec["user"]
+        # hex: a generated password never starts with "-" (rabbitmqctl would read it as
+        # an option) and needs no quoting in a URI
         password = os.environ.get(f"LIANDONG_BUS_PASSWORD_{service.upper()}") or \
-            secrets.token_urlsafe(18)
+            secrets.token_hex(24)
+        if password.startswith("-"):
+            raise ValueError(f"LIANDONG_BUS_PASSWORD_{service.upper()} must not start with "
+                             "'-' (rabbitmqctl takes it for an option)")
         try:
             _ctl("add_user", user, password)
         except subprocess.CalledProcessError:
