@@ -17,6 +17,7 @@ import time
 from datetime import datetime, timezone
 
 from bench import common
+from shared.auth import Actor
 
 GENERATE = """
 INSERT INTO handoffs (handoff_id, kind, case_number, county, domain, owner_unit,
@@ -58,8 +59,17 @@ FROM (
 ) s
 """
 
+UNITS = """
+INSERT INTO handoff_units (handoff_id, unit)
+SELECT handoff_id, json_array_elements_text(units) FROM handoffs
+"""
+
 # the board as the console opens it, per role and filter
 FILTERS = [
+    ("enforcement unit: its own (SQL rule)",
+     {"actor": Actor("bench", "enforcement_unit", "ruian-team-1", "ruian")}),
+    ("county centre: county + named (SQL rule)",
+     {"actor": Actor("bench", "county_command", "ruian-command", "ruian")}),
     ("coordinator: open, nearest deadline", {}),
     ("county centre: county=lucheng", {"county": "lucheng"}),
     ("overdue only", {"overdue_only": True}),
@@ -121,15 +131,17 @@ def run(rows: int, repeat: int) -> dict:
         started = time.perf_counter()
         with engine.begin() as conn:       # bulk load: the tracker's indexes built after
             conn.execute(text("SET LOCAL synchronous_commit = off"))
-            for index in st.handoffs.indexes:
+            for index in [*st.handoffs.indexes, *st.handoff_units.indexes]:
                 index.drop(conn)
             conn.execute(text("SELECT setseed(0.2026)"))
             conn.execute(text(GENERATE), {"rows": rows})
-            for index in st.handoffs.indexes:
+            conn.execute(text(UNITS))
+            for index in [*st.handoffs.indexes, *st.handoff_units.indexes]:
                 index.create(conn)
         generated = time.perf_counter() - started
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.execute(text("VACUUM ANALYZE handoffs"))
+            conn.execute(text("VACUUM ANALYZE handoff_units"))
             size = conn.execute(text("SELECT pg_size_pretty(pg_total_relation_size("
                                      "'handoffs'))")).scalar()
             counts = conn.execute(text("SELECT count(*), count(*) FILTER (WHERE open), "
