@@ -163,13 +163,20 @@ class HandoffStore:
                                .order_by(self.steps.c.step)).mappings().all()
         return [{**dict(r), "at": r["at"].isoformat() if r["at"] else None} for r in rows]
 
-    def search(self, session, *, state=None, county=None, limit=100, offset=0) -> list[dict]:
-        query = select(self.handoffs.c.doc).order_by(self.handoffs.c.updated_at.desc())
+    def search(self, session, *, state=None, county=None, kind=None, limit=100,
+               offset=0) -> list[dict]:
+        query = select(self.handoffs.c.doc).order_by(self.handoffs.c.updated_at.desc(),
+                                                     self.handoffs.c.id)
+        if kind:
+            query = query.where(self.handoffs.c.kind == kind)
         if state:
             query = query.where(self.handoffs.c.state == state)
         if county:
             query = query.where(self.handoffs.c.county == county)
         return [r.doc for r in session.execute(query.limit(limit).offset(offset))]
+
+
+LIST_CHUNK = 500   # rows read per round while a list page fills with visible ones
 
 
 def _now() -> datetime:
@@ -260,13 +267,30 @@ class HandoffService:
                     "next_actions": allowed}
 
     @rpc
-    def list(self, token, state=None, county=None, limit=100, offset=0):
+    def list(self, token, state=None, county=None, limit=100, offset=0, kind=None):
+        """The most recently updated handoffs the caller may see: ``limit`` of them
+        after skipping ``offset`` (both counted in visible handoffs, so a page is
+        full whenever there is more to see)."""
         actor = verify_token(token)
+        limit = bounded(limit, "limit", 1, 1000)
+        skip = bounded(offset, "offset", 0, 10**7)
+        out: list[dict] = []
+        scanned = 0
         with self.db.session() as s:
-            found = self.handoffs.search(s, state=state, county=county,
-                                         limit=bounded(limit, "limit", 1, 1000),
-                                         offset=bounded(offset, "offset", 0, 10**7))
-        return [public(r) for r in found if self.domain.can_view(actor, r)]
+            while len(out) < limit:
+                found = self.handoffs.search(s, state=state, county=county, kind=kind,
+                                             limit=LIST_CHUNK, offset=scanned)
+                scanned += len(found)
+                for rec in found:
+                    if not self.domain.can_view(actor, rec):
+                        continue
+                    if skip:
+                        skip -= 1
+                    elif len(out) < limit:
+                        out.append(public(rec))
+                if len(found) < LIST_CHUNK:
+                    break
+        return out
 
     @rpc
     def procedure(self):

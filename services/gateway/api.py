@@ -83,12 +83,14 @@ ROUTES: list[Route] = [
 IDEMPOTENCY = ("Idempotency-Key", "header", "string",
                "optional; a retry with the same key (and the same request) is done once "
                "and answered with the first result; another request under a used key: 409")
+LIST_PARAMS = (("state", "query", "string", "state"), ("county", "query", "string", "county"),
+               ("limit", "query", "integer", "at most this many you may see (default 100)"),
+               ("offset", "query", "integer", "skip this many you may see"))
 for collection, (_service, kind) in COLLECTIONS.items():
     p = (("id", "path", "string", "handoff id"),)
     ROUTES += [
         Route("GET", f"{API}/{collection}", f"List {kind} visible to the caller", kind,
-              params=(("state", "query", "string", "state"),
-                      ("county", "query", "string", "county"))),
+              params=LIST_PARAMS),
         Route("POST", f"{API}/{collection}", f"Create a {kind} (command in ?command=)", kind,
               params=(("command", "query", "string", "creation command"), IDEMPOTENCY),
               body="Payload", responses={"201": "Created"}),
@@ -102,8 +104,7 @@ for collection, kind in COMMAND_COLLECTIONS.items():
     p = (("id", "path", "string", "handoff id"),)
     ROUTES += [
         Route("GET", f"{API}/{collection}", f"List {kind} visible to the caller", kind,
-              params=(("state", "query", "string", "state"),
-                      ("county", "query", "string", "county"))),
+              params=LIST_PARAMS),
         Route("POST", f"{API}/{collection}", f"Create a {kind} (command in ?command=, "
               f"default {next(iter(Procedure.load(kind).creations))})", kind,
               params=(("command", "query", "string", "creation command"), IDEMPOTENCY),

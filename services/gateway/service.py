@@ -309,8 +309,8 @@ class GatewayService:
         if not limit.isdigit():
             raise InvalidInput("limit must be an integer", {"limit": ["integer"]})
         rows = self.command.list(token, request.args.get("state"),
-                                 request.args.get("county"), int(limit))
-        return json_response([r for r in rows if r["kind"] == kind])
+                                 request.args.get("county"), int(limit), kind=kind)
+        return json_response(rows)
 
     @http("GET", "/api/v1/joint-actions/<string:handoff_id>")
     @http("GET", "/api/v1/assistance-requests/<string:handoff_id>")
@@ -348,7 +348,9 @@ class GatewayService:
     def list_handoffs(self, request, collection):
         svc = self._svc(_collection(collection))
         return json_response(svc.list(_token(request), request.args.get("state"),
-                                      request.args.get("county")))
+                                      request.args.get("county"),
+                                      request.args.get("limit", "100"),
+                                      request.args.get("offset", "0")))
 
     @http("POST", "/api/v1/<string:collection>")
     def create(self, request, collection):

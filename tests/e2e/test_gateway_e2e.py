@@ -200,3 +200,28 @@ def test_overdue_deadline_raises_exactly_one_alert(web):
         assert 'liandong_handoffs{kind="criminal_referral",state="approved"}' in metrics
     finally:
         conn.close()
+
+
+def test_a_page_holds_what_the_caller_may_see(web):
+    """limit counts visible handoffs: an ouhai unit asking for 2 gets 2 of its own even
+    when the most recent (and nearest-deadline) handoffs are lucheng's."""
+    mine = []
+    for _ in range(2):
+        r = Client(web.base_url, OTHER_UNIT).post(
+            "/api/v1/criminal-referrals",
+            draft_payload(f"PAGE-{uuid.uuid4().hex[:6]}", county="ouhai"))
+        assert r.status_code == 201, r.text
+        mine.append(r.json()["id"])
+    for _ in range(3):
+        r = Client(web.base_url, UNIT).post("/api/v1/criminal-referrals",
+                                            draft_payload(f"PAGE-{uuid.uuid4().hex[:6]}"))
+        assert r.status_code == 201, r.text
+    listed = Client(web.base_url, OTHER_UNIT).get("/api/v1/criminal-referrals", limit=2)
+    assert listed.status_code == 200
+    assert [r["owner_unit"] for r in listed.json()] == ["ouhai-team-1"] * 2
+    wait_for(lambda: set(mine) <= {r["handoff_id"] for r in Client(
+        web.base_url, COORDINATOR).get("/api/v1/handoffs", all="true", q="PAGE-").json()},
+        message="the ouhai referrals on the board")
+    board = Client(web.base_url, OTHER_UNIT).get("/api/v1/handoffs", limit=2)
+    assert board.status_code == 200
+    assert [r["owner_unit"] for r in board.json()] == ["ouhai-team-1"] * 2
