@@ -70,13 +70,25 @@ def ensure_database(url: str) -> None:
         return
     admin = create_engine(parsed.set(database="postgres"), isolation_level="AUTOCOMMIT")
     try:
-        with admin.connect() as conn:
+        with admin.connect() as conn, advisory_lock(conn, f"create-database:{parsed.database}"):
             exists = conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"),
                                   {"n": parsed.database}).scalar()
             if not exists:
                 conn.execute(text(f'CREATE DATABASE "{parsed.database}"'))
     finally:
         admin.dispose()
+
+
+@contextmanager
+def advisory_lock(conn, name: str):
+    """A PostgreSQL session advisory lock: replicas starting together take turns
+    (two CREATE DATABASE or two create_all at once fail on the catalog's unique keys)."""
+    key = f"liandong:{name}"
+    conn.execute(text("SELECT pg_advisory_lock(hashtext(:k))"), {"k": key})
+    try:
+        yield
+    finally:
+        conn.execute(text("SELECT pg_advisory_unlock(hashtext(:k))"), {"k": key})
 
 
 def make_engine(url: str) -> Engine:
@@ -111,8 +123,14 @@ class Store:
     @property
     def engine(self) -> Engine:
         if self._engine is None:
-            self._engine = make_engine(self.url)
-            self.metadata.create_all(self._engine)
+            engine = make_engine(self.url)
+            if engine.dialect.name == "postgresql":
+                with engine.connect() as conn, advisory_lock(conn, "create-schema"):
+                    self.metadata.create_all(conn)
+                    conn.commit()
+            else:
+                self.metadata.create_all(engine)
+            self._engine = engine
             self._sessions = sessionmaker(self._engine, expire_on_commit=False)
         return self._engine
 
