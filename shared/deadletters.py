@@ -32,8 +32,14 @@ def _describe(method, props, body: bytes) -> dict:
     }
 
 
+def connection_parameters(uri: str) -> list:
+    """pika parameters of an ``AMQP_URI``, which may be kombu's failover list
+    ``amqp://a/;amqp://b/``: pika tries them in order, as the services do."""
+    return [pika.URLParameters(part.strip()) for part in uri.split(";") if part.strip()]
+
+
 def _channel(uri: str | None):
-    conn = pika.BlockingConnection(pika.URLParameters(uri or amqp_uri()))
+    conn = pika.BlockingConnection(connection_parameters(uri or amqp_uri()))
     channel = conn.channel()
     channel.queue_declare(DLQ, passive=True)
     return conn, channel

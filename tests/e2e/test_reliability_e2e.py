@@ -228,3 +228,13 @@ def test_consumer_killed_between_commit_and_ack_applies_once(stack):
     publish(stack.amqp_uri, env.encode(second), second["type"], second["id"])
     found = tracked(stack, first["subject"], 2)
     assert [e["event_id"] for e in found["timeline"]] == [first["id"], second["id"]]
+
+
+def test_dead_letter_tools_take_a_failover_uri_list(stack):
+    """AMQP_URI may be kombu's failover list; the pika-based tools try each node in
+    order (the first here is a closed port, as a stopped node would be)."""
+    from tests.conftest import free_port
+    down = f"amqp://guest:guest@127.0.0.1:{free_port()}/"
+    listed = deadletters.list_dead_letters(10, uri=f"{down};{stack.amqp_uri}")
+    assert isinstance(listed, list)
+    assert len(deadletters.connection_parameters(f"{down};{stack.amqp_uri}")) == 2
