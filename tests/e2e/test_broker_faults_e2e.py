@@ -103,8 +103,8 @@ class ReplicaStack(Stack):
 
     def start_all(self, names: list[str], replicas: int = 1, timeout: float = 120) -> None:
         """Start every replica at once and wait until each consumes. The databases and
-        their tables are created first, from here: replicas creating one PostgreSQL
-        database at the same moment race, and the loser exits."""
+        their tables are created first, from here, so the replicas start quickly (they
+        would take turns otherwise: advisory locks in shared/db.py)."""
         for name in names:
             if (ROOT / "services" / name / "store.py").exists():   # the gateway has none
                 store = self.store(name)
@@ -319,8 +319,9 @@ class Load:
                 if self.stop.is_set():
                     break
                 payload = draft_payload(f"LOAD-{uuid.uuid4().hex[:10]}")
-                rec = self._call(caller, lambda p, d=payload: p.police_handoff.create(
-                    token(UNIT), "draft", d))
+                key = str(uuid.uuid4())    # a retry after a lost reply creates nothing new
+                rec = self._call(caller, lambda p, d=payload, k=key: p.police_handoff.create(
+                    token(UNIT), "draft", d, k))
                 self.count("rpc_committed")
                 for step, (actor, command, body) in enumerate(STEPS, start=2):
                     self._act(caller, rec["id"], actor, command, body, step)
@@ -420,6 +421,20 @@ def tracker_events(stack) -> tuple[list[tuple], list[str], dict[str, int]]:
     return timeline, claimed, heads
 
 
+def duplicate_referrals(stack) -> int:
+    """Case numbers the RPC load opened more than once (a create retried after its
+    reply was lost, without an idempotency key, would)."""
+    store = stack.store("police_handoff")
+    h = ph_store.handoffs.handoffs
+    try:
+        with store.session() as s:
+            return len(s.execute(select(h.c.case_number).where(
+                h.c.case_number.like("LOAD-%")).group_by(h.c.case_number).having(
+                func.count() > 1)).all())
+    finally:
+        store.dispose()
+
+
 def reconcile(stack: ReplicaStack, name: str, load: Load, fault: dict,
               timeout: float = 120) -> dict:
     """Wait for the tracker to catch up, then compare it with police_handoff."""
@@ -451,6 +466,7 @@ def reconcile(stack: ReplicaStack, name: str, load: Load, fault: dict,
         "staged_directly": load.counts["staged"],
         "applied_by_tracker": sum(applied[e] for e in new),
         "lost": len(lost), "doubled": len(doubled), "unknown_at_tracker": len(foreign),
+        "referrals_opened_twice": duplicate_referrals(stack),
         "dead_letters": dead, "unsent_outbox": unsent,
         "events_checked_incl_earlier_tests": len(sent),
         "logged": {text: stack.log_count(text) - load.logs_before[text] for text in LOGGED},
@@ -460,6 +476,7 @@ def reconcile(stack: ReplicaStack, name: str, load: Load, fault: dict,
     print(f"\n{name}: {json.dumps(result, ensure_ascii=False)}")
     assert not lost, f"{len(lost)} events lost, e.g. {lost[:3]}: {result}"
     assert not doubled, f"{len(doubled)} events applied twice: {result}"
+    assert result["referrals_opened_twice"] == 0, result
     assert not foreign and not wrong_place, (foreign[:3], wrong_place[:3])
     assert not behind, f"tracker behind on {len(behind)} handoffs: {list(behind.items())[:3]}"
     assert dead == 0, f"{dead} dead letters: {result}"
