@@ -26,7 +26,7 @@ from datetime import datetime
 from shared.auth import Actor, require_role
 from shared.errors import InvalidInput, NotAllowed
 from shared.procedure import Procedure
-from shared.schemas.common import load_payload
+from shared.schemas.common import check_document_kinds, load_payload
 from shared.schemas.market_referral import COMMAND_SCHEMAS
 
 KIND = "market_referral"
@@ -75,10 +75,7 @@ def validate(command: str, payload) -> dict:
     """Load a command's payload with its schema; InvalidInput names each bad field."""
     data = load_payload(COMMAND_SCHEMAS, command, payload)
     known = evidence_kinds()
-    bad = {i: [f"unknown evidence kind {d['kind']!r}; one of: {', '.join(known)}"]
-           for i, d in enumerate(data.get("documents") or []) if d["kind"] not in known}
-    if bad:
-        raise InvalidInput("unknown evidence kind", {"documents": bad})
+    check_document_kinds(data.get("documents"), known, "evidence")
     unknown = [e for e in data.get("missing_evidence") or [] if e not in known]
     if unknown:
         raise InvalidInput("unknown evidence kind", {"missing_evidence": [

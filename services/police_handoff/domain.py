@@ -14,7 +14,7 @@ from datetime import datetime
 from shared.auth import Actor, NotAllowed
 from shared.errors import InvalidInput
 from shared.procedure import Procedure
-from shared.schemas.common import load_payload
+from shared.schemas.common import check_document_kinds, load_payload
 from shared.schemas.criminal_referral import COMMAND_SCHEMAS
 from shared.standards import FactError, judgment_rules
 
@@ -32,11 +32,7 @@ def document_kinds() -> dict[str, dict]:
 def validate(command: str, payload) -> dict:
     """Load a command's payload with its schema; InvalidInput names each bad field."""
     data = load_payload(COMMAND_SCHEMAS, command, payload)
-    known = document_kinds()
-    bad = {i: [f"unknown document kind {d['kind']!r}; one of: {', '.join(known)}"]
-           for i, d in enumerate(data.get("documents") or []) if d["kind"] not in known}
-    if bad:
-        raise InvalidInput("unknown document kind", {"documents": bad})
+    check_document_kinds(data.get("documents"), document_kinds())
     return data
 
 

@@ -92,6 +92,16 @@ def schema_instance(cls):
     return cls()
 
 
+def check_document_kinds(documents, known, what: str = "document") -> None:
+    """Each document's ``kind`` is one of ``known`` (the procedure's list); otherwise
+    InvalidInput naming each bad document by its index."""
+    from shared.errors import InvalidInput
+    bad = {i: [f"unknown {what} kind {d['kind']!r}; one of: {', '.join(known)}"]
+           for i, d in enumerate(documents or []) if d["kind"] not in known}
+    if bad:
+        raise InvalidInput(f"unknown {what} kind", {"documents": bad})
+
+
 def load_payload(schemas: dict, command: str, payload) -> dict:
     """Load a command's payload with its schema as plain JSON values; InvalidInput names
     the unknown command or each bad field."""
