@@ -5,8 +5,8 @@ uses it).
   the state change. ``Relay`` publishes unsent rows with publisher confirms and only
   then marks them sent; a crash before the mark re-publishes (at-least-once), which
   the inbox on the consuming side turns into exactly-once effects.
-* Inbox: ``claim(session, consumer, envelope)`` records the event id in the
-  consumer's transaction; it returns False when the event was already applied.
+* Inbox: ``claim_many(session, metadata, consumer, envelopes)`` records the event ids
+  in the consumer's transaction and returns the envelopes not applied before.
 """
 from __future__ import annotations
 
@@ -253,20 +253,15 @@ class Relay:
 
 # --------------------------------------------------------------------------- inbox
 
-def claim(session, metadata: MetaData, consumer: str, envelope: dict) -> bool:
-    """Record that ``consumer`` applies ``envelope`` in this transaction.
-
-    Returns False if it was applied before (a redelivery): the caller then changes
-    nothing. Two copies handled at the same moment both pass the check; the second
-    commit fails on the primary key, its whole transaction rolls back, the message
-    is requeued, and the retry sees the first one's row and returns False.
-    """
-    return bool(claim_many(session, metadata, consumer, [envelope]))
-
-
 def claim_many(session, metadata: MetaData, consumer: str, envelopes: list[dict]) -> list[dict]:
-    """``claim`` for a batch, in two statements: the envelopes not applied before (a
-    copy twice in the batch counts once), in their order, now recorded in the inbox."""
+    """Record that ``consumer`` applies ``envelopes`` in this transaction, in two
+    statements; return those not applied before (a redelivery, or a copy twice in the
+    batch, is left out: the caller changes nothing for it), in their order.
+
+    Two copies handled at the same moment by two transactions both pass the check; the
+    second commit fails on the primary key, its whole transaction rolls back, the
+    message is requeued, and the retry sees the first one's row and leaves it out.
+    """
     if not envelopes:
         return []
     inbox = messaging_tables(metadata)["inbox"]

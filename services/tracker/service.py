@@ -48,11 +48,15 @@ class TrackerService:
     @on_events(CONSUMER, max_batch=BATCH)
     def on_events(self, envelopes):
         """Apply a batch of events in one transaction (inbox, order by sequence)."""
+        return self._apply(envelopes)
+
+    def _apply(self, envelopes) -> dict[str, int]:
+        """Apply handoff events in one transaction; the tracker's own deadline alerts
+        come back on its queue too and are skipped (an empty batch touches nothing)."""
         handoff_events = [e for e in envelopes if not e["type"].startswith("deadline.")]
-        if not handoff_events:       # the tracker's own alerts: nothing to apply
-            return {}
         with self.db.transaction() as s:
-            return st.apply_batch(s, handoff_events, CONSUMER)
+            counts = st.apply_batch(s, handoff_events, CONSUMER)
+        return {**counts, "skipped": len(envelopes) - len(handoff_events)}
 
     @timer(interval=SWEEP_SECONDS)
     def sweep(self):
@@ -121,10 +125,7 @@ class TrackerService:
     def ingest(self, token, envelopes):
         """Apply a batch of events (a rebuild), with the same inbox and order rules."""
         require_role(verify_token(token), {"operator"}, "rebuild the tracker")
-        handoff_events = [e for e in envelopes if not e["type"].startswith("deadline.")]
-        with self.db.transaction() as s:
-            counts = st.apply_batch(s, handoff_events, CONSUMER)
-        return {**counts, "skipped": len(envelopes) - len(handoff_events)}
+        return self._apply(envelopes)
 
     @rpc
     def health(self):

@@ -166,12 +166,6 @@ _DELETE_PARKED = delete(parked).where(parked.c.subject == bindparam("_subject"),
                                       parked.c.sequence == bindparam("_sequence"))
 
 
-def apply(session, envelope: dict, consumer: str) -> str:
-    """Apply one event; see ``apply_batch``. Returns what happened to it."""
-    counts = apply_batch(session, [envelope], consumer)
-    return next(k for k, v in counts.items() if v)
-
-
 def apply_batch(session, envelopes: list[dict], consumer: str) -> dict[str, int]:
     """Apply a batch of handoff events in the caller's transaction, each in its
     subject's order, with a constant number of statements whatever the batch size.
