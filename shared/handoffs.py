@@ -209,26 +209,25 @@ class HandoffService:
         if key is None:
             with self.db.transaction() as s:
                 result = work(s)
-            faults.point("crash_before_reply")
-            return result
-        digest = idem.fingerprint(self.name, *request)
-        with self.db.session() as s:
-            found = idem.recall(s, self.handoffs.keys, actor.user_id, key, digest)
-        if found is not None:
-            return found
-        try:
-            with self.db.transaction() as s:
-                result = work(s)
-                idem.remember(s, self.handoffs.keys, actor.user_id, key, digest, result)
-            faults.point("crash_before_reply", key=key)
-            return result
-        except (IntegrityError, InvalidTransition):
-            # a concurrent attempt with the same key won: answer with its result
-            with self.db.session() as s:
-                found = idem.recall(s, self.handoffs.keys, actor.user_id, key, digest)
-            if found is None:
-                raise
-            return found
+        else:
+            digest = idem.fingerprint(self.name, *request)
+
+            def recall():
+                with self.db.session() as s:
+                    return idem.recall(s, self.handoffs.keys, actor.user_id, key, digest)
+            if (found := recall()) is not None:
+                return found
+            try:
+                with self.db.transaction() as s:
+                    result = work(s)
+                    idem.remember(s, self.handoffs.keys, actor.user_id, key, digest, result)
+            except (IntegrityError, InvalidTransition):
+                # a concurrent attempt with the same key won: answer with its result
+                if (found := recall()) is None:
+                    raise
+                return found
+        faults.point("crash_before_reply", key=key)
+        return result
 
     @rpc
     def create(self, token, command, payload, idempotency_key=None):
