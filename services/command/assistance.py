@@ -24,6 +24,7 @@ from shared.auth import Actor, require_role
 from shared.errors import InvalidInput, NotAllowed
 from shared.procedure import Procedure
 from shared.schemas.command import ASSISTANCE_COMMANDS
+from shared.schemas.handoff import event_data
 
 KIND = "assistance_request"
 NUMBER_PREFIX = "XC"
@@ -123,12 +124,5 @@ def act(rec: dict, command: str, actor: Actor, payload, now: datetime) -> tuple[
 
 
 def event_payload(rec: dict, step: dict) -> dict:
-    """The event data of a step (``shared.schemas.handoff.HandoffEventSchema``)."""
-    return {
-        "handoff_id": rec["id"], "kind": KIND, "case_number": rec["case_number"],
-        "county": rec["county"], "owner_unit": rec["owner_unit"],
-        "counterpart_unit": rec["counterpart_unit"], "command": step["command"],
-        "previous_state": step["from"], "state": step["to"], "step": step["step"],
-        "at": step["at"], "deadline": rec.get("deadline"), "satisfied": step["satisfied"],
-        "details": step["details"],
-    }
+    """The event data of a step (``shared.schemas.handoff.event_data``)."""
+    return event_data(KIND, rec, step)

@@ -34,6 +34,7 @@ from shared.auth import SYSTEM, Actor, require_role
 from shared.errors import InvalidInput, InvalidTransition, NotAllowed
 from shared.procedure import Procedure
 from shared.schemas.command import JOINT_ACTION_COMMANDS
+from shared.schemas.handoff import event_data
 
 KIND = "joint_action"
 NUMBER_PREFIX = "LD"
@@ -274,12 +275,6 @@ def escalate(rec: dict, unit: str, miss: str, now: datetime) -> tuple[dict, dict
 # ------------------------------------------------------------------ events
 
 def event_payload(rec: dict, step: dict) -> dict:
-    """The event data of a step (``shared.schemas.handoff.HandoffEventSchema``)."""
-    return {
-        "handoff_id": rec["id"], "kind": KIND, "case_number": rec["case_number"],
-        "county": rec["county"], "owner_unit": rec["owner_unit"],
-        "counterpart_unit": step["details"].get("recipient") or rec.get("counterpart_unit"),
-        "command": step["command"], "previous_state": step["from"], "state": step["to"],
-        "step": step["step"], "at": step["at"], "deadline": rec.get("deadline"),
-        "satisfied": step["satisfied"], "details": step["details"],
-    }
+    """The event data of a step (``shared.schemas.handoff.event_data``): the
+    counterpart is the recipient the step is about, if any."""
+    return event_data(KIND, rec, step, step["details"].get("recipient"))

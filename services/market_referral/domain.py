@@ -27,6 +27,7 @@ from shared.auth import Actor, require_role
 from shared.errors import InvalidInput, NotAllowed
 from shared.procedure import Procedure
 from shared.schemas.common import check_document_kinds, load_payload
+from shared.schemas.handoff import event_data
 from shared.schemas.market_referral import COMMAND_SCHEMAS
 
 KIND = "market_referral"
@@ -270,13 +271,6 @@ def _add_links(rec: dict, links: list) -> None:
 
 
 def event_payload(rec: dict, step: dict) -> dict:
-    """The event data of a step (``shared.schemas.handoff.HandoffEventSchema``). The
+    """The event data of a step (``shared.schemas.handoff.event_data``). The
     ``case_number`` is the one a linked criminal referral carries too."""
-    return {
-        "handoff_id": rec["id"], "kind": KIND, "case_number": rec["case_number"],
-        "county": rec["county"], "owner_unit": rec["owner_unit"],
-        "counterpart_unit": rec.get("counterpart_unit"), "command": step["command"],
-        "previous_state": step["from"], "state": step["to"], "step": step["step"],
-        "at": step["at"], "deadline": rec.get("deadline"), "satisfied": step["satisfied"],
-        "details": step["details"],
-    }
+    return event_data(KIND, rec, step)

@@ -16,6 +16,7 @@ from shared.errors import InvalidInput
 from shared.procedure import Procedure
 from shared.schemas.common import check_document_kinds, load_payload
 from shared.schemas.criminal_referral import COMMAND_SCHEMAS
+from shared.schemas.handoff import event_data
 from shared.standards import FactError, judgment_rules
 
 KIND = "criminal_referral"
@@ -160,12 +161,5 @@ def _add_documents(rec: dict, documents: list, now: datetime) -> None:
 
 
 def event_payload(rec: dict, step: dict) -> dict:
-    """The event data of a step (``shared.schemas.handoff.HandoffEventSchema``)."""
-    return {
-        "handoff_id": rec["id"], "kind": KIND, "case_number": rec["case_number"],
-        "county": rec["county"], "owner_unit": rec["owner_unit"],
-        "counterpart_unit": rec.get("counterpart_unit"), "command": step["command"],
-        "previous_state": step["from"], "state": step["to"], "step": step["step"],
-        "at": step["at"], "deadline": rec.get("deadline"), "satisfied": step["satisfied"],
-        "details": step["details"],
-    }
+    """The event data of a step (``shared.schemas.handoff.event_data``)."""
+    return event_data(KIND, rec, step)

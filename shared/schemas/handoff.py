@@ -40,6 +40,20 @@ class HandoffEventSchema(Base):
     satisfied = fields.List(fields.Nested(SatisfiedSchema), load_default=list)
 
 
+def event_data(kind: str, rec: dict, step: dict, counterpart_unit: str | None = None) -> dict:
+    """The event data of a step (``HandoffEventSchema``), the same for every procedure;
+    ``counterpart_unit`` overrides the record's (a joint action's step names its
+    recipient)."""
+    return {
+        "handoff_id": rec["id"], "kind": kind, "case_number": rec["case_number"],
+        "county": rec["county"], "owner_unit": rec["owner_unit"],
+        "counterpart_unit": counterpart_unit or rec.get("counterpart_unit"),
+        "command": step["command"], "previous_state": step["from"], "state": step["to"],
+        "step": step["step"], "at": step["at"], "deadline": rec.get("deadline"),
+        "satisfied": step["satisfied"], "details": step["details"],
+    }
+
+
 def event_schema(name: str, details_schema: type) -> type[HandoffEventSchema]:
     """The payload schema of one event type: the common part plus its details."""
     return type(name, (HandoffEventSchema,), {
