@@ -86,35 +86,30 @@ IDEMPOTENCY = ("Idempotency-Key", "header", "string",
 LIST_PARAMS = (("state", "query", "string", "state"), ("county", "query", "string", "county"),
                ("limit", "query", "integer", "at most this many you may see (default 100)"),
                ("offset", "query", "integer", "skip this many you may see"))
+
+def _collection_routes(collection: str, kind: str, create_note: str, one: str) -> list[Route]:
+    """list, create, read one, act: the same four routes for every collection."""
+    p = (("id", "path", "string", "handoff id"),)
+    return [
+        Route("GET", f"{API}/{collection}", f"List {kind} visible to the caller", kind,
+              params=LIST_PARAMS),
+        Route("POST", f"{API}/{collection}", f"Create a {kind} (command in ?command={create_note})",
+              kind, params=(("command", "query", "string", "creation command"), IDEMPOTENCY),
+              body="Payload", responses={"201": "Created"}),
+        Route("GET", f"{API}/{collection}/{{id}}", f"One {kind} with {one}", kind, params=p),
+        Route("POST", f"{API}/{collection}/{{id}}/{{command}}", f"Apply a {kind} step", kind,
+              params=p + (("command", "path", "string", "procedure command"), IDEMPOTENCY),
+              body="Payload"),
+    ]
+
+
 for collection, (_service, kind) in COLLECTIONS.items():
-    p = (("id", "path", "string", "handoff id"),)
-    ROUTES += [
-        Route("GET", f"{API}/{collection}", f"List {kind} visible to the caller", kind,
-              params=LIST_PARAMS),
-        Route("POST", f"{API}/{collection}", f"Create a {kind} (command in ?command=)", kind,
-              params=(("command", "query", "string", "creation command"), IDEMPOTENCY),
-              body="Payload", responses={"201": "Created"}),
-        Route("GET", f"{API}/{collection}/{{id}}", f"One {kind} with timeline and next "
-              "actions for the caller", kind, params=p),
-        Route("POST", f"{API}/{collection}/{{id}}/{{command}}", f"Apply a {kind} step", kind,
-              params=p + (("command", "path", "string", "procedure command"), IDEMPOTENCY),
-              body="Payload"),
-    ]
+    ROUTES += _collection_routes(collection, kind, "",
+                                 "timeline and next actions for the caller")
 for collection, kind in COMMAND_COLLECTIONS.items():
-    p = (("id", "path", "string", "handoff id"),)
-    ROUTES += [
-        Route("GET", f"{API}/{collection}", f"List {kind} visible to the caller", kind,
-              params=LIST_PARAMS),
-        Route("POST", f"{API}/{collection}", f"Create a {kind} (command in ?command=, "
-              f"default {next(iter(Procedure.load(kind).creations))})", kind,
-              params=(("command", "query", "string", "creation command"), IDEMPOTENCY),
-              body="Payload", responses={"201": "Created"}),
-        Route("GET", f"{API}/{collection}/{{id}}", f"One {kind} with its recipients, "
-              "timeline and next actions for the caller", kind, params=p),
-        Route("POST", f"{API}/{collection}/{{id}}/{{command}}", f"Apply a {kind} step", kind,
-              params=p + (("command", "path", "string", "procedure command"), IDEMPOTENCY),
-              body="Payload"),
-    ]
+    ROUTES += _collection_routes(
+        collection, kind, f", default {next(iter(Procedure.load(kind).creations))}",
+        "its recipients, timeline and next actions for the caller")
 
 
 def _payload_classes() -> dict[str, dict]:
