@@ -69,8 +69,14 @@ def docker_compose_file():
 
 
 @pytest.fixture(scope="session")
-def docker_setup():
-    """pytest-docker: only the servers; the tests start the services themselves."""
+def docker_setup(tmp_path_factory):
+    """pytest-docker: only the servers; the tests start the services themselves. The
+    compose file requires token keys (no default) even to start these two: the tests'."""
+    from shared import tokenkeys
+    keys = tmp_path_factory.mktemp("compose-token-keys")
+    tokenkeys.init(["gateway"], keys)
+    os.environ.setdefault("TOKEN_PUBLIC_KEYS_DIR", str(keys / "public"))
+    os.environ.setdefault("GATEWAY_TOKEN_KEY", str(keys / "gateway.key"))
     return ["up --build -d rabbitmq postgres"]
 
 
