@@ -288,10 +288,12 @@ def rotate(issuer: str, directory: Path | None = None, public: Path | None = Non
     if following.exists():
         raise KeySetupError(f"{following} exists already (kid {load(following).kid}): "
                             f"activate it with `liandong keys rotate {issuer} --activate`")
-    if not key_path(issuer, directory).exists():
-        raise KeySetupError(f"no current {issuer} key in {directory or keys_dir()}: "
+    current = key_path(issuer, directory)
+    if not current.exists():
+        raise KeySetupError(f"no current {issuer} key in {current.parent}: "
                             f"`{INIT} --issuer {issuer}` makes the first one")
-    return generate(issuer, directory, public, following=True)
+    return generate(issuer, directory, public, following=True,
+                    development=load(current).development)
 
 
 def activate(issuer: str, directory: Path | None = None) -> tuple[TokenKey, TokenKey]:

@@ -3,9 +3,6 @@ and the audit of the CLI's tokens. No services: shared/auth.py, shared/tokenkeys
 shared/tokenaudit.py in this process, each test in its own keys folder."""
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import json
 import threading
 
@@ -16,13 +13,10 @@ from shared import tokenaudit, tokenkeys
 from shared.auth import Actor, issue_token, mint, verify_token
 from shared.errors import Unauthenticated
 from shared.tokenkeys import KeySetupError
+from tests.helpers import OLD_DEFAULT_SECRETS, b64, old_hmac_token, unb64
 
 ALICE = Actor("coord-lin", "coordinator", "wenzhou-coordination", None)
 UNIT = Actor("officer-li", "enforcement_unit", "lucheng-team-1", "lucheng")
-# the fixed strings anyone could read before issue 20: shared/auth.py's fallback and the
-# default of docker-compose.yml
-OLD_DEFAULT_SECRETS = ["liandong-dev-secret-change-me",
-                       "dev-only-insecure-liandong-secret-change-me"]
 
 
 @pytest.fixture
@@ -41,23 +35,6 @@ def production(keys, monkeypatch):
     monkeypatch.setenv("LIANDONG_ENV", "production")
     tokenkeys.init(directory=keys)
     return keys
-
-
-def b64(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
-
-
-def unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
-def old_hmac_token(secret: str, actor: Actor = ALICE) -> str:
-    """A token exactly as shared/auth.py made them before issue 20."""
-    payload = b64(json.dumps({"user_id": actor.user_id, "role": actor.role,
-                              "unit": actor.unit, "county": actor.county,
-                              "exp": 4102444800}, separators=(",", ":")).encode())
-    sig = b64(hmac.new(secret.encode(), payload.encode(), hashlib.sha256).digest())
-    return f"{payload}.{sig}"
 
 
 def refused(token, reason: str) -> None:
