@@ -105,7 +105,8 @@ def verify_token(token) -> Actor:
     if header.get("alg") != "EdDSA":
         raise Unauthenticated(f"token signature is not valid: algorithm "
                               f"{header.get('alg')!r} is not accepted (EdDSA only)")
-    key = tokenkeys.trusted().get(header.get("kid"))
+    kid = header.get("kid")
+    key = tokenkeys.trusted().get(kid) if isinstance(kid, str) else None
     if key is None:
         raise Unauthenticated(f"token key {header.get('kid')!r} is not trusted (unknown or "
                               f"retired): sign in again")
@@ -120,6 +121,9 @@ def verify_token(token) -> Actor:
         raise Unauthenticated(f"token lacks the {exc.claim!r} claim") from None
     except jwt.PyJWTError as exc:
         raise Unauthenticated(f"token is not valid: {exc}") from None
+    if not all(isinstance(claims[k], str) for k in ("iss", "role", "unit")) or \
+            not isinstance(claims.get("county"), str | None):
+        raise Unauthenticated("token claims iss, role, unit and county must be text")
     if claims["iss"] != key.issuer:
         raise Unauthenticated(f"token issuer {claims['iss']!r} does not hold key {key.kid}")
     if claims["role"] not in ROLES:

@@ -130,6 +130,22 @@ def test_missing_claims_and_empty_tokens_are_refused(keys):
             verify_token(token)
 
 
+@pytest.mark.parametrize("claims, header", [
+    ({"role": ["coordinator"]}, {}),
+    ({"unit": {"a": 1}}, {}),
+    ({"county": 7}, {}),
+    ({}, {"kid": ["a", "list"]}),
+])
+def test_signed_claims_of_the_wrong_type_are_refused_not_a_crash(keys, claims, header):
+    key = tokenkeys.signing_key("gateway")
+    signed = ".".join(b64(json.dumps(part).encode()) for part in (
+        {"alg": "EdDSA", "typ": "JWT", "kid": key.kid, **header},
+        {**mint(ALICE).claims, **claims}))
+    token = f"{signed}.{b64(key.key.sign(signed.encode()))}"
+    with pytest.raises(Unauthenticated):
+        verify_token(token)
+
+
 def test_an_issuer_cannot_sign_under_another_issuers_name(keys):
     """The operator key cannot make a token that claims to come from the gateway."""
     key = tokenkeys.signing_key("operator")
