@@ -35,9 +35,11 @@ debs: ## install chromium + chromium-driver (apt) for the browser test, if missi
 	  echo "debs: could not install $(DEBS); the browser test will be skipped" >&2; \
 	fi
 
+# `make run` is a development machine: LIANDONG_ENV=development lets the services create
+# development token keys on first use under var/keys/tokens (production refuses them).
 run: venv ## start every service (SQLite by default; DATABASE_URL for PostgreSQL)
 	@bin/ensure-servers rabbitmq
-	$(BIN)/liandong run
+	LIANDONG_ENV=development $(BIN)/liandong run
 
 test: venv servers debs ## all tests: unit, contracts, end to end on SQLite and PostgreSQL
 	$(BIN)/ruff check shared services tests

@@ -107,6 +107,9 @@ def spawn(module: str, *args: str, env: dict | None = None) -> subprocess.Popen:
                             stdout=subprocess.PIPE, text=True, bufsize=1,
                             env={**os.environ, "PYTHONWARNINGS": "ignore",
                                  "LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
+                                 # throwaway services: development token keys, made on
+                                 # first use in the scenario's own LIANDONG_DATA_DIR
+                                 "LIANDONG_ENV": "development",
                                  **(env or {})})
 
 

@@ -30,8 +30,13 @@ def canonical(step: dict) -> bytes:
                       default=str).encode("utf-8")
 
 
+def link(prev_hash: str, body: bytes) -> str:
+    """The hash of a record chained to the one before it (also the token audit's)."""
+    return hashlib.sha256(prev_hash.encode("ascii") + body).hexdigest()
+
+
 def chain(prev_hash: str, step: dict) -> str:
-    return hashlib.sha256(prev_hash.encode("ascii") + canonical(step)).hexdigest()
+    return link(prev_hash, canonical(step))
 
 
 def verify(steps: list[dict]) -> list[str]:

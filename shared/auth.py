@@ -1,22 +1,32 @@
 """Who is acting: roles, signed bearer tokens and the one role check.
 
-A token is ``base64url(json claims) + "." + base64url(HMAC-SHA256)`` signed with
-``LIANDONG_SECRET``. Services verify the token themselves (they never trust a role
-claimed in a payload), so authorization holds even behind a misconfigured gateway.
+A token is a JWT signed with Ed25519 (``alg: EdDSA``): the header carries the ``kid`` of
+the key that signed it, the claims ``iss`` (gateway or operator), ``sub`` (the user),
+``role``, ``unit``, ``county``, ``iat``, ``exp`` and a unique ``jti``. Only the gateway
+and the operator CLI hold a private key; every service verifies with the public keys it
+trusts (shared/tokenkeys.py). Services verify the token themselves (they never trust a
+role claimed in a payload), so authorization holds even behind a misconfigured gateway.
+
+PyJWT does the encoding and the standard checks (signature, ``exp``, ``iat``, required
+claims) with the algorithm pinned to EdDSA, so an ``alg: none`` or HMAC token signed
+with a public key or an old shared secret is refused whatever its header says.
 """
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
-import json
-import os
 import time
+import uuid
 from dataclasses import asdict, dataclass
 
+import jwt
+
+from shared import tokenkeys
 from shared.errors import NotAllowed, Unauthenticated
 
-DEV_SECRET = "liandong-dev-secret-change-me"
+TTL_SECONDS = 8 * 3600
+LEEWAY_SECONDS = 30         # clock difference tolerated between hosts (exp, iat)
+CLAIMS = ("iss", "sub", "role", "unit", "iat", "exp", "jti")
+NOT_SIGNED = ("token signature is not valid: expected an Ed25519-signed token "
+              "(header.payload.signature); shared-secret (HMAC) tokens are no longer accepted")
 
 # role -> agency it belongs to
 ROLES: dict[str, str] = {
@@ -51,44 +61,76 @@ class Actor:
 SYSTEM = Actor(user_id="system", role="system", unit="liandong")
 
 
-def _secret() -> bytes:
-    return os.environ.get("LIANDONG_SECRET", DEV_SECRET).encode("utf-8")
+@dataclass(frozen=True)
+class Issued:
+    """A token just signed, with what an audit records of it (never the token itself)."""
+    token: str
+    kid: str
+    claims: dict
 
 
-def _b64(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
-def issue_token(actor: Actor, ttl_seconds: int = 8 * 3600) -> str:
+def mint(actor: Actor, ttl_seconds: int = TTL_SECONDS, issuer: str = "gateway") -> Issued:
+    """Sign a token for ``actor`` with ``issuer``'s private key (tokenkeys.KeySetupError
+    when this process holds none: a service with only public keys cannot issue)."""
     if actor.role not in ROLES:
         raise ValueError(f"unknown role {actor.role!r}")
-    claims = {**asdict(actor), "exp": int(time.time()) + ttl_seconds}
-    payload = _b64(json.dumps(claims, separators=(",", ":")).encode("utf-8"))
-    sig = _b64(hmac.new(_secret(), payload.encode("ascii"), hashlib.sha256).digest())
-    return f"{payload}.{sig}"
+    key = tokenkeys.signing_key(issuer)
+    now = int(time.time())
+    claims = {"iss": issuer, "sub": actor.user_id, "role": actor.role, "unit": actor.unit,
+              "county": actor.county, "iat": now, "exp": now + ttl_seconds,
+              "jti": uuid.uuid4().hex}
+    token = jwt.encode(claims, key.key, algorithm="EdDSA", headers={"kid": key.kid})
+    return Issued(token=token, kid=key.kid, claims=claims)
+
+
+def issue_token(actor: Actor, ttl_seconds: int = TTL_SECONDS, issuer: str = "gateway") -> str:
+    """A signed bearer token for ``actor``, by default with the gateway's key."""
+    return mint(actor, ttl_seconds, issuer).token
+
+
+def is_revoked(claims: dict) -> bool:
+    """Revocation hook: a token whose ``jti`` is revoked is refused. Nothing can be revoked
+    yet; the hardening issue 15 adds a revocation list looked up here by ``claims["jti"]``."""
+    return False
 
 
 def verify_token(token) -> Actor:
     """Return the Actor a token names, or raise Unauthenticated saying why."""
-    if not isinstance(token, str) or token.count(".") != 1:
+    if not isinstance(token, str) or not token:
         raise Unauthenticated("missing or malformed bearer token")
-    payload, sig = token.split(".")
-    expected = _b64(hmac.new(_secret(), payload.encode("ascii"), hashlib.sha256).digest())
-    if not hmac.compare_digest(sig, expected):
-        raise Unauthenticated("token signature is not valid")
     try:
-        claims = json.loads(_unb64(payload))
-    except ValueError:
-        raise Unauthenticated("token payload is not valid") from None
-    if claims.get("exp", 0) < time.time():
-        raise Unauthenticated("token has expired")
-    if claims.get("role") not in ROLES:
-        raise Unauthenticated(f"token names an unknown role {claims.get('role')!r}")
-    return Actor(user_id=claims["user_id"], role=claims["role"], unit=claims["unit"],
+        header = jwt.get_unverified_header(token)
+    except jwt.PyJWTError:
+        raise Unauthenticated(NOT_SIGNED) from None
+    if header.get("alg") != "EdDSA":
+        raise Unauthenticated(f"token signature is not valid: algorithm "
+                              f"{header.get('alg')!r} is not accepted (EdDSA only)")
+    kid = header.get("kid")
+    key = tokenkeys.trusted().get(kid) if isinstance(kid, str) else None
+    if key is None:
+        raise Unauthenticated(f"token key {header.get('kid')!r} is not trusted (unknown or "
+                              f"retired): sign in again")
+    try:
+        claims = jwt.decode(token, key.key, algorithms=["EdDSA"], leeway=LEEWAY_SECONDS,
+                            options={"require": list(CLAIMS)})
+    except jwt.ExpiredSignatureError:
+        raise Unauthenticated("token has expired") from None
+    except jwt.InvalidSignatureError:
+        raise Unauthenticated("token signature is not valid") from None
+    except jwt.MissingRequiredClaimError as exc:
+        raise Unauthenticated(f"token lacks the {exc.claim!r} claim") from None
+    except jwt.PyJWTError as exc:
+        raise Unauthenticated(f"token is not valid: {exc}") from None
+    if not all(isinstance(claims[k], str) for k in ("iss", "role", "unit")) or \
+            not isinstance(claims.get("county"), str | None):
+        raise Unauthenticated("token claims iss, role, unit and county must be text")
+    if claims["iss"] != key.issuer:
+        raise Unauthenticated(f"token issuer {claims['iss']!r} does not hold key {key.kid}")
+    if claims["role"] not in ROLES:
+        raise Unauthenticated(f"token names an unknown role {claims['role']!r}")
+    if is_revoked(claims):
+        raise Unauthenticated("token has been revoked")
+    return Actor(user_id=claims["sub"], role=claims["role"], unit=claims["unit"],
                  county=claims.get("county"))
 
 

@@ -1,8 +1,10 @@
 """``liandong``: operate and use Liandong from a terminal.
 
 Every command has ``--help``. Commands that act on handoffs take ``--as ROLE`` with
-``--unit`` (and ``--county``) and sign a token for that identity with LIANDONG_SECRET,
-so the services check roles exactly as they do for the HTTP API.
+``--unit`` (and ``--county``) and sign a token for that identity with the operator key
+(``operator.key`` in LIANDONG_TOKEN_KEYS_DIR; ``liandong keys init`` makes it), so the
+services check roles exactly as they do for the HTTP API. Every token the CLI signs is
+recorded in the token audit (``liandong audit --tokens``).
 """
 from __future__ import annotations
 
@@ -16,7 +18,8 @@ import time
 import uuid
 from pathlib import Path
 
-from shared.auth import ROLES, Actor, issue_token
+from shared import tokenaudit, tokenkeys
+from shared.auth import ROLES, Actor, mint
 from shared.deadletters import amqp_uri
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -27,9 +30,26 @@ def _print(obj) -> None:
     print(json.dumps(obj, ensure_ascii=False, indent=2, default=str))
 
 
+def _issue(actor: Actor, command: str) -> str:
+    """A token signed with the operator key, recorded in the token audit first."""
+    if os.environ.get("LIANDONG_SECRET") is not None:
+        print("warning: LIANDONG_SECRET is no longer used (tokens are signed with Ed25519 "
+              "keys); remove it", file=sys.stderr)
+    try:
+        issued = mint(actor, issuer="operator")
+    except tokenkeys.KeySetupError as exc:
+        raise SystemExit(f"liandong: cannot sign a token: {exc}") from None
+    tokenaudit.record(issued, command)
+    return issued.token
+
+
+def _command(args) -> str:
+    return " ".join(str(part) for part in (args.cmd, getattr(args, "action", None)) if part)
+
+
 def _token(args) -> str:
-    return issue_token(Actor(user_id=args.user or f"{args.role}@{args.unit}", role=args.role,
-                             unit=args.unit, county=args.county))
+    return _issue(Actor(user_id=args.user or f"{args.role}@{args.unit}", role=args.role,
+                        unit=args.unit, county=args.county), _command(args))
 
 
 def _payload(text: str | None) -> dict:
@@ -206,8 +226,10 @@ def cmd_referral(args) -> int:
     return 0
 
 
-def _operator_token() -> str:
-    return issue_token(Actor(user_id="cli-operator", role="operator", unit="wenzhou-ops"))
+def _operator_token(args) -> str:
+    """The operator's own identity for maintenance commands, named after the OS user."""
+    return _issue(Actor(user_id=f"{tokenaudit.os_user()}@cli", role="operator",
+                        unit="wenzhou-ops"), _command(args))
 
 
 def _progress(total=None, desc=""):
@@ -238,7 +260,7 @@ def cmd_handoff(args) -> int:
 
 def cmd_rebuild(args) -> int:
     """Reset the tracker and re-apply every service's event history, page by page."""
-    token = _operator_token()
+    token = _operator_token(args)
     sources = [s for s in SERVICES if s not in ("tracker", "gateway")]
     totals = {"applied": 0, "duplicate": 0, "stale": 0, "skipped": 0}
     with _rpc() as rpc:
@@ -263,15 +285,24 @@ def cmd_rebuild(args) -> int:
 def cmd_demo(args) -> int:
     """Seed a demo scenario: referrals at every stage of the procedure."""
     from shared.demo import seed
+    tokens: dict[Actor, str] = {}     # one audited token per demo identity
+
+    def token(actor: Actor) -> str:
+        if actor not in tokens:
+            tokens[actor] = _issue(actor, "demo")
+        return tokens[actor]
+
     with _rpc() as rpc, _progress(total=args.count, desc="referrals") as bar:
-        result = seed(rpc, args.count, progress=bar.update)
+        result = seed(rpc, args.count, progress=bar.update, token=token)
     _print(result)
     return 0
 
 
 def cmd_audit(args) -> int:
     """Verify the hash-chained audit trail of each handoff service (or one handoff)."""
-    token = _operator_token()
+    if args.tokens:
+        return _token_audit()
+    token = _operator_token(args)
     failed = False
     with _rpc() as rpc:
         for name in args.service or [s for s in SERVICES if s not in ("tracker", "gateway")]:
@@ -284,6 +315,83 @@ def cmd_audit(args) -> int:
                 for problem in problems:
                     print(f"  {handoff_id}: {problem}")
     return 1 if failed else 0
+
+
+def _token_audit() -> int:
+    """List the tokens the CLI issued (tokenaudit) and check their hash chain."""
+    records = tokenaudit.read()
+    for r in records:
+        if "unreadable" in r:
+            print(f"line {r['line']}: unreadable")
+            continue
+        county = f"/{r['county']}" if r.get("county") else ""
+        print(f"{r['at']}  {r['os_user']}@{r['host']}  {r['command']:16s} "
+              f"{r['role']}@{r['unit']}{county} as {r['sub']}  kid={r['kid']}  "
+              f"jti={r['jti']}  expires={r['expires']}")
+    problems = tokenaudit.verify(records)
+    print(f"{len(records)} token(s) in {tokenaudit.audit_path()}: "
+          f"{'BROKEN' if problems else 'chain intact'}")
+    for problem in problems:
+        print(f"  {problem}")
+    return 1 if problems else 0
+
+
+# ------------------------------------------------------------------ keys
+
+ROTATION = """Next steps of the rotation (README: Operating it > Rotating token keys):
+  1. copy {public} to every service's LIANDONG_TOKEN_PUBLIC_KEYS (they accept it at once,
+     without a restart, beside the current key)
+  2. liandong keys rotate {issuer} --activate     (then restart the {issuer}: it signs
+     with {kid} from now on; tokens of the old key stay valid)
+  3. after the longest token lifetime (8 h): liandong keys retire OLD_KID, and remove
+     OLD_KID.jwk from every service's public keys"""
+
+
+def _key_dirs(args) -> tuple[Path, Path]:
+    directory = Path(args.dir) if args.dir else tokenkeys.keys_dir()
+    public = directory / "public" if args.dir else tokenkeys.public_dir()
+    return directory, public
+
+
+def cmd_keys(args) -> int:
+    directory, public = _key_dirs(args)
+    try:
+        if args.action == "init":
+            for issuer, key, created in tokenkeys.init(args.issuer or tokenkeys.ISSUERS,
+                                                       directory, public):
+                state = "created" if created else "exists, kept"
+                dev = " (DEVELOPMENT key: not accepted in production)" \
+                    if key.development else ""
+                print(f"{issuer:8s} {state:13s} kid={key.kid}{dev}\n"
+                      f"         private {key.path} (mode 0600: for the {issuer} only)\n"
+                      f"         public  {public / (key.kid + '.jwk')} (copy to every "
+                      f"service's LIANDONG_TOKEN_PUBLIC_KEYS)")
+        elif args.action == "rotate" and args.activate:
+            old, new = tokenkeys.activate(args.issuer_name, directory)
+            print(f"{args.issuer_name} now signs with {new.kid} (was {old.kid}); restart the "
+                  f"{args.issuer_name}. Tokens of {old.kid} stay valid until you run\n"
+                  f"  liandong keys retire {old.kid}\n"
+                  f"after the longest token lifetime (8 h), and remove {old.kid}.jwk from "
+                  f"every service's public keys.")
+        elif args.action == "rotate":
+            key = tokenkeys.rotate(args.issuer_name, directory, public)
+            print(f"new {args.issuer_name} key {key.kid} in {key.path} (not signing yet)")
+            print(ROTATION.format(public=public / f"{key.kid}.jwk", issuer=args.issuer_name,
+                                  kid=key.kid))
+        elif args.action == "retire":
+            print(f"retired {args.kid}: removed {tokenkeys.retire(args.kid, directory, public)}"
+                  f"; tokens it signed are refused from now on (remove it from every other "
+                  f"copy of the public keys too)")
+        else:
+            rows = tokenkeys.inventory(directory, public)
+            for r in rows:
+                print(f"{r['kid']:34s} {r['use']:24s} {'trusted' if r['trusted'] else '-':8s}"
+                      f"{r['env']:12s} {r['created']:21s} {r['file']}")
+            print(f"{len(rows)} key(s); LIANDONG_ENV={tokenkeys.mode()}")
+    except tokenkeys.KeySetupError as exc:
+        print(f"liandong keys {args.action}: {exc}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def cmd_outbox(args) -> int:
@@ -448,7 +556,35 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("audit", help="verify the tamper-evident audit trails (hash chains)")
     p.add_argument("--service", action="append", help="only this service (repeatable)")
     p.add_argument("--id", help="only this handoff")
+    p.add_argument("--tokens", action="store_true",
+                   help="instead: list every token this CLI issued (who ran it, for which "
+                        "identity, kid, jti) from <LIANDONG_DATA_DIR>/audit/tokens.jsonl and "
+                        "check its hash chain")
     p.set_defaults(fn=cmd_audit)
+
+    p = sub.add_parser("keys", help="token signing keys: init, list, rotate, retire",
+                       description="Ed25519 keys of bearer tokens. The gateway signs people's "
+                       "tokens, the operator key this CLI's; every service trusts the public "
+                       "keys in LIANDONG_TOKEN_PUBLIC_KEYS. Rotation: `keys rotate ISSUER`, "
+                       "copy the new public key to the services, `keys rotate ISSUER "
+                       "--activate`, later `keys retire OLD_KID`.")
+    ksub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    k = ksub.add_parser("init", help="create the issuers' production keys where missing")
+    k.add_argument("--issuer", action="append", choices=tokenkeys.ISSUERS,
+                   help="only this issuer (repeatable); default both")
+    k = ksub.add_parser("list", help="keys in the folder: use, trusted, development or not")
+    k = ksub.add_parser("rotate", help="create an issuer's next key (trusted, not signing); "
+                                      "--activate switches the issuer to it")
+    k.add_argument("issuer_name", metavar="ISSUER", choices=tokenkeys.ISSUERS,
+                   help=" or ".join(tokenkeys.ISSUERS))
+    k.add_argument("--activate", action="store_true",
+                   help="step 2: sign with the next key from now on")
+    k = ksub.add_parser("retire", help="stop trusting a key id (after its tokens expired)")
+    k.add_argument("kid")
+    for k in ksub.choices.values():
+        k.add_argument("--dir", help="keys folder (default LIANDONG_TOKEN_KEYS_DIR, else "
+                                     "<LIANDONG_KEYS_DIR>/tokens); public keys in its public/")
+        k.set_defaults(fn=cmd_keys)
 
     p = sub.add_parser("outbox", help="show each service's unsent outbox backlog")
     p.add_argument("--service", action="append", choices=SERVICES)

@@ -43,7 +43,8 @@ def _payload(command: str, county: str) -> tuple[str, dict]:
     }[command]
 
 
-def seed(rpc, count: int = 20, progress=lambda n: None, rng=None) -> dict:
+def seed(rpc, count: int = 20, progress=lambda n: None, rng=None, token=issue_token) -> dict:
+    """``token(actor)`` signs each acting user's token (the CLI's is audited)."""
     rng = rng or random.Random(2026)
     svc = rpc.police_handoff
     states: dict[str, int] = {}
@@ -51,7 +52,7 @@ def seed(rpc, count: int = 20, progress=lambda n: None, rng=None) -> dict:
         county = rng.choice(list(COUNTIES))
         actors = _actors(county)
         seats = rng.choice([19, 35, 45, 53])
-        rec = svc.create(issue_token(actors["enforcement_unit"]), "draft", {
+        rec = svc.create(token(actors["enforcement_unit"]), "draft", {
             "case_number": f"WZ-{county[:2].upper()}-2026-{i + 1:04d}", "county": county,
             "summary": f"客车超员：核载{seats}人", "plate": f"浙C{rng.randint(10000, 99999)}",
             "facts": {"vehicle_category": "passenger_bus", "service_type": "passenger_transport",
@@ -63,7 +64,7 @@ def seed(rpc, count: int = 20, progress=lambda n: None, rng=None) -> dict:
         })
         for command in PATH[:rng.randint(0, len(PATH))]:
             role, payload = _payload(command, county)
-            rec = svc.act(issue_token(actors[role]), rec["id"], command, payload)
+            rec = svc.act(token(actors[role]), rec["id"], command, payload)
         states[rec["state"]] = states.get(rec["state"], 0) + 1
         progress(1)
     return {"referrals": count, "by_state": states}

@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import uuid
 from functools import lru_cache
 from pathlib import Path
 
@@ -45,24 +46,35 @@ def canonical(envelope: dict) -> bytes:
                       separators=(",", ":")).encode("utf-8")
 
 
+def create_exclusive(path: Path, data: bytes, mode: int = 0o600) -> bool:
+    """Write ``data`` to ``path`` unless it exists; True if this call created it.
+
+    Atomic: the file is written under a unique temporary name (with ``mode`` from the
+    start, never readable by others meanwhile) and hard-linked into place, so two
+    processes starting together never both create it, and no one reads half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+        os.link(tmp, path)
+        return True
+    except FileExistsError:
+        return False
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def _private_key(signer: str, directory: Path) -> Ed25519PrivateKey:
     path = directory / f"{signer}.key"
     if not path.exists():
-        directory.mkdir(parents=True, exist_ok=True)
         key = Ed25519PrivateKey.generate()
         pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                 serialization.NoEncryption())
-        tmp = directory / f".{signer}.{os.getpid()}.key"
-        tmp.write_bytes(pem)
-        tmp.chmod(0o600)
-        try:
-            os.link(tmp, path)          # atomic: two replicas cannot both create a key
+        if create_exclusive(path, pem):  # two replicas cannot both create a key
             (directory / f"{signer}.pub").write_bytes(key.public_key().public_bytes(
                 serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
-        except FileExistsError:
-            pass
-        finally:
-            tmp.unlink(missing_ok=True)
     return serialization.load_pem_private_key(path.read_bytes(), password=None)
 
 

@@ -23,6 +23,13 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+# The tests run in development mode, said explicitly (the default is production, where a
+# service refuses to start without production token keys): token keys are created on
+# first use, in the session's own folder (see _own_keys), never in var/.
+os.environ["LIANDONG_ENV"] = "development"
+for _leftover in ("LIANDONG_SECRET", "LIANDONG_TOKEN_PUBLIC_KEYS"):
+    os.environ.pop(_leftover, None)
+
 RABBIT_HOST = os.environ.get("TEST_RABBIT_HOST", "127.0.0.1")
 RABBIT_PORT = int(os.environ.get("TEST_RABBIT_PORT", "5672"))
 PG_DSN = os.environ.get("TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432")
@@ -45,8 +52,14 @@ def _port_open(host: str, port: int) -> bool:
 
 @pytest.fixture(scope="session", autouse=True)
 def _own_keys(tmp_path_factory):
-    """Signing keys of in-process code (unit tests) go to a temporary folder, never var/."""
+    """Signing keys of in-process code (unit tests) go to a temporary folder, never var/.
+
+    Token keys: one folder for the whole session, shared by this process (tests sign
+    tokens with the gateway's development key, as the gateway does) and by every stack
+    (Stack.env inherits it), so a token made here is accepted by either backend's services.
+    """
     os.environ["LIANDONG_KEYS_DIR"] = str(tmp_path_factory.mktemp("keys"))
+    os.environ["LIANDONG_TOKEN_KEYS_DIR"] = str(tmp_path_factory.mktemp("token-keys"))
 
 
 @pytest.fixture(scope="session")
@@ -56,8 +69,14 @@ def docker_compose_file():
 
 
 @pytest.fixture(scope="session")
-def docker_setup():
-    """pytest-docker: only the servers; the tests start the services themselves."""
+def docker_setup(tmp_path_factory):
+    """pytest-docker: only the servers; the tests start the services themselves. The
+    compose file requires token keys (no default) even to start these two: the tests'."""
+    from shared import tokenkeys
+    keys = tmp_path_factory.mktemp("compose-token-keys")
+    tokenkeys.init(["gateway"], keys)
+    os.environ.setdefault("TOKEN_PUBLIC_KEYS_DIR", str(keys / "public"))
+    os.environ.setdefault("GATEWAY_TOKEN_KEY", str(keys / "gateway.key"))
     return ["up --build -d rabbitmq postgres"]
 
 
@@ -135,7 +154,7 @@ class Stack:
         env = {**os.environ, "AMQP_URI": self.amqp_uri, "LIANDONG_DATA_DIR": str(self.tmp),
                "PYTHONWARNINGS": "ignore", "LOG_LEVEL": "INFO",
                "WEB_SERVER_ADDRESS": f"127.0.0.1:{self.http_port}",
-               "TRACKER_SWEEP_SECONDS": "1"}
+               "TRACKER_SWEEP_SECONDS": "1", "LIANDONG_ENV": "development"}
         env.pop("DATABASE_URL", None)
         env["LIANDONG_KEYS_DIR"] = str(self.tmp / "keys")
         env.pop("LIANDONG_FAULT", None)

@@ -1,6 +1,11 @@
 """Identities and payloads shared by the tests."""
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import json
+
 from shared.auth import Actor, issue_token
 
 UNIT = Actor("officer-li", "enforcement_unit", "lucheng-team-1", "lucheng")
@@ -19,6 +24,30 @@ INVALID_ID = "110105194912310021"     # wrong check digit
 
 def token(actor: Actor) -> str:
     return issue_token(actor)
+
+
+# --- tokens as they were before issue 20 (HMAC over a shared secret) -------------------
+
+# the fixed strings anyone could read: shared/auth.py's fallback, docker-compose.yml's default
+OLD_DEFAULT_SECRETS = ["liandong-dev-secret-change-me",
+                       "dev-only-insecure-liandong-secret-change-me"]
+
+
+def b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def old_hmac_token(secret: str, actor: Actor = COORDINATOR) -> str:
+    """A token exactly as shared/auth.py made them before issue 20."""
+    payload = b64(json.dumps({"user_id": actor.user_id, "role": actor.role,
+                              "unit": actor.unit, "county": actor.county,
+                              "exp": 4102444800}, separators=(",", ":")).encode())
+    sig = b64(hmac.new(secret.encode(), payload.encode(), hashlib.sha256).digest())
+    return f"{payload}.{sig}"
 
 
 def draft_payload(case_number: str = "WZ-LC-2026-0001", **over) -> dict:

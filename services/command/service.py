@@ -30,8 +30,10 @@ from shared.logging import configure_logging
 from shared.messaging import backlog
 from shared.nameko_ext import Database, OutboxRelay, rpc
 from shared.schemas.command import AssessmentQuerySchema
+from shared.tokenkeys import check_startup
 
 configure_logging("command")
+check_startup("command")   # production: no start without fit token keys
 log = structlog.get_logger(__name__)
 
 SWEEP_SECONDS = float(os.environ.get("COMMAND_SWEEP_SECONDS", "5"))

@@ -149,7 +149,8 @@ def openapi() -> dict:
                    info={"description": "Cross-agency handoffs of Wenzhou transport "
                                         "enforcement (联动). Every error is JSON: "
                                         "{code, message, errors}."})
-    spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
+    spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer",
+                                               "bearerFormat": "JWT"})
     spec.components.schema("Error", schema=ErrorSchema)
     spec.components.schema("Login", schema=LoginSchema)
     spec.components.schema("Facts", {"type": "object", "additionalProperties": True})

@@ -28,8 +28,10 @@ from shared.errors import InvalidInput, NotFound, Rejected, Unauthenticated, nul
 from shared.logging import configure_logging
 from shared.nameko_ext import rpc
 from shared.procedure import Procedure
+from shared.tokenkeys import check_startup
 
 configure_logging("gateway")
+check_startup("gateway", issuer="gateway")   # production: no start without fit token keys
 log = structlog.get_logger(__name__)
 
 REGISTRY = CollectorRegistry()

@@ -66,7 +66,7 @@ def login(username: str, password: str) -> dict:
                               {"password": ["wrong user name or password"]})
     actor = Actor(user_id=username, role=user["role"], unit=user["unit"],
                   county=user.get("county"))
-    return {"token": issue_token(actor), **actor.to_dict(),
+    return {"token": issue_token(actor, issuer="gateway"), **actor.to_dict(),
             "display_name": user.get("display_name", username)}
 
 

@@ -9,8 +9,10 @@ from shared import handoffs as handoff  # module import: nameko run must not see
 from shared.auth import verify_token
 from shared.logging import configure_logging
 from shared.nameko_ext import Database, OutboxRelay, rpc
+from shared.tokenkeys import check_startup
 
 configure_logging("police_handoff")
+check_startup("police_handoff")   # production: no start without fit token keys
 
 
 class PoliceHandoffService(handoff.HandoffService):

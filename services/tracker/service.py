@@ -15,8 +15,10 @@ from shared.errors import InvalidInput, NotAllowed, NotFound, bounded
 from shared.logging import configure_logging
 from shared.messaging import backlog
 from shared.nameko_ext import Database, OutboxRelay, on_events, rpc
+from shared.tokenkeys import check_startup
 
 configure_logging("tracker")
+check_startup("tracker")   # production: no start without fit token keys
 
 CONSUMER = "tracker.events"
 SWEEP_SECONDS = float(os.environ.get("TRACKER_SWEEP_SECONDS", "10"))

@@ -32,7 +32,7 @@ def test_help_on_every_command(stack):
     assert out.returncode == 0 and "dead-letters" in out.stdout
     for command in ("run", "board", "handoff", "rebuild-tracker", "demo", "dead-letters",
                     "outbox", "relay", "referral", "evaluate", "procedure", "token", "health",
-                    "audit"):
+                    "audit", "keys"):
         sub = cli(stack, command, "--help")
         assert sub.returncode == 0 and "usage: liandong" in sub.stdout, command
 
@@ -56,6 +56,11 @@ def test_demo_seed_board_and_rebuild(stack):
     audit = cli(stack, "audit")
     assert audit.returncode == 0 and "police_handoff" in audit.stdout, audit.stdout
     assert "BROKEN" not in audit.stdout
+    # every token the CLI signed above is in the token audit, chained
+    tokens = cli(stack, "audit", "--tokens")
+    assert tokens.returncode == 0 and "chain intact" in tokens.stdout, tokens.stdout
+    commands = {line.split()[2] for line in tokens.stdout.splitlines()[:-1]}
+    assert {"demo", "board", "rebuild-tracker", "audit"} <= commands, commands
     after = board(stack)
     # every handoff the services ever published comes back with the same state and step
     # (events other tests put on the bus by hand are in no outbox: not rebuilt)

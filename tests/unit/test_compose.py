@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 import functools
 import json
+import os
 import re
 import shlex
 import shutil
@@ -121,6 +122,57 @@ def test_every_service_has_a_compose_entry(services, name):
         assert infra in deps, f"{name}: must depend on {infra}"
         if isinstance(deps, dict):
             assert deps[infra].get("condition") == "service_healthy", (name, infra)
+
+
+# --- token keys (issue 20): no known secret, public keys only, the gateway's own key ----
+
+INTERPOLATION = re.compile(r"\$\{(?P<name>[A-Za-z0-9_]+)(?P<op>:?[-?+=])?(?P<arg>[^}]*)\}")
+KEY_MAKER = "liandong keys init"
+
+
+def interpolations(text: str) -> dict[str, list[tuple[str, str]]]:
+    found: dict[str, list[tuple[str, str]]] = {}
+    for m in INTERPOLATION.finditer(text):
+        found.setdefault(m["name"], []).append((m["op"] or "", m["arg"]))
+    return found
+
+
+def test_no_token_secret_and_no_default_for_any_key():
+    text = COMPOSE_FILE.read_text(encoding="utf-8")
+    assert "LIANDONG_SECRET" not in text, "HMAC token secrets are gone: nothing sets one"
+    keyish = {name: uses for name, uses in interpolations(text).items()
+              if re.search(r"KEY|SECRET|TOKEN", name)}
+    assert {"TOKEN_PUBLIC_KEYS_DIR", "GATEWAY_TOKEN_KEY"} <= set(keyish), keyish
+    for name, uses in keyish.items():
+        for op, message in uses:
+            assert op == ":?", f"${{{name}}} must be required (:?), not {op or 'optional'}"
+            assert KEY_MAKER in message, f"${{{name}}}: the error must say how to make a key"
+
+
+@pytest.mark.parametrize("name", service_names())
+def test_services_run_in_production_with_read_only_public_keys(services, name):
+    svc = services[name]
+    env = environment(svc)
+    assert env.get("LIANDONG_ENV") == "production", f"{name}: no development mode in compose"
+    target = env.get("LIANDONG_TOKEN_PUBLIC_KEYS")
+    assert target, f"{name}: LIANDONG_TOKEN_PUBLIC_KEYS not set"
+    mounts = [v for v in svc.get("volumes") or [] if isinstance(v, dict)
+              and v.get("target") == target]
+    assert mounts, f"{name}: nothing mounted at {target}"
+    assert mounts[0].get("read_only") is True, f"{name}: public keys must be read-only"
+    assert "TOKEN_PUBLIC_KEYS_DIR:?" in str(mounts[0].get("source")), mounts[0]
+
+
+def test_only_the_gateway_holds_a_private_token_key(compose, services):
+    holders = {name: svc.get("secrets") for name, svc in services.items() if svc.get("secrets")}
+    assert list(holders) == ["gateway"], holders
+    (secret,) = holders["gateway"]
+    assert secret == {"source": "gateway_token_key", "target": "gateway.key"}, secret
+    assert environment(services["gateway"]).get("LIANDONG_TOKEN_KEYS_DIR") == "/run/secrets"
+    assert "GATEWAY_TOKEN_KEY:?" in compose["secrets"]["gateway_token_key"]["file"]
+    for name in service_names():
+        if name != "gateway":
+            assert "LIANDONG_TOKEN_KEYS_DIR" not in environment(services[name]), name
 
 
 def test_compose_has_no_version_key(compose):
@@ -318,12 +370,21 @@ def _docker_engine_available() -> bool:
 
 
 @pytest.mark.parametrize("profile", [None, "cluster"])
-def test_docker_compose_config_is_valid(profile):
+def test_docker_compose_config_is_valid(profile, tmp_path):
     if not _docker_engine_available():
         pytest.skip("no Docker engine")
     cmd = ["docker", "compose", "-f", str(COMPOSE_FILE)]
     if profile:
         cmd += ["--profile", profile]
-    result = subprocess.run(cmd + ["config", "-q"], check=False, cwd=ROOT,
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("TOKEN_PUBLIC_KEYS_DIR", "GATEWAY_TOKEN_KEY")}
+    missing = subprocess.run(cmd + ["config", "-q"], check=False, cwd=ROOT, env=env,
+                             capture_output=True, text=True, timeout=120)
+    assert missing.returncode != 0 and KEY_MAKER in missing.stderr, missing.stderr
+    (tmp_path / "public").mkdir()
+    (tmp_path / "gateway.key").write_text("{}")
+    env.update(TOKEN_PUBLIC_KEYS_DIR=str(tmp_path / "public"),
+               GATEWAY_TOKEN_KEY=str(tmp_path / "gateway.key"))
+    result = subprocess.run(cmd + ["config", "-q"], check=False, cwd=ROOT, env=env,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
