@@ -51,11 +51,15 @@ def seed(rpc, count: int = 20, progress=lambda n: None, rng=None) -> dict:
         county = rng.choice(list(COUNTIES))
         actors = _actors(county)
         seats = rng.choice([19, 35, 45, 53])
+        # over the police filing standard for serious over-capacity (medium bus: 10 people
+        # over, large: 15; see contracts/standards/judgment.yaml)
+        passengers = seats + (15 if seats >= 20 else 10)
         rec = svc.create(issue_token(actors["enforcement_unit"]), "draft", {
             "case_number": f"WZ-{county[:2].upper()}-2026-{i + 1:04d}", "county": county,
-            "summary": f"客车超员：核载{seats}人", "plate": f"浙C{rng.randint(10000, 99999)}",
+            "summary": f"客车严重超员：核载{seats}人，实载{passengers}人",
+            "plate": f"浙C{rng.randint(10000, 99999)}",
             "facts": {"vehicle_category": "passenger_bus", "service_type": "passenger_transport",
-                      "rated_seats": seats, "passengers": int(seats * 1.3)},
+                      "rated_seats": seats, "passengers": passengers},
             "parties": [{"name": "驾驶员" + str(i), "role": "driver", "id_type": "resident_id",
                          "id_number": VALID_IDS[i % len(VALID_IDS)]}],
             "team": [{"name": "执法员甲", "badge_number": "1"},

@@ -24,9 +24,9 @@ def token(actor: Actor) -> str:
 def draft_payload(case_number: str = "WZ-LC-2026-0001", **over) -> dict:
     payload = {
         "case_number": case_number, "county": "lucheng", "plate": "浙C12345",
-        "summary": "班线客车严重超员：核载50人，实载63人",
+        "summary": "班线客车严重超员：核载50人，实载65人",
         "facts": {"vehicle_category": "passenger_bus", "service_type": "passenger_transport",
-                  "rated_seats": 50, "passengers": 63},
+                  "rated_seats": 50, "passengers": 65},
         "parties": [{"name": "张三", "role": "driver", "id_type": "resident_id",
                      "id_number": VALID_ID, "phone": "13812345678"},
                     {"name": "温州某客运有限公司", "role": "operator", "id_type": "uscc",
