@@ -10,6 +10,7 @@ OTHER_HEAD = Actor("head-zhou", "agency_head", "ruian-bureau", "ruian")
 POLICE = Actor("police-wang", "police", "lucheng-psb", "lucheng")
 POLICE_2 = Actor("police-zhao", "police", "ouhai-psb", "ouhai")
 PROCURATORATE = Actor("pro-sun", "procuratorate", "lucheng-procuratorate", "lucheng")
+COURT = Actor("judge-qian", "court", "lucheng-court", "lucheng")
 COORDINATOR = Actor("coord-lin", "coordinator", "wenzhou-coordination", None)
 MARKET = Actor("mr-he", "market_regulation", "wenzhou-amr", None)
 
@@ -47,6 +48,7 @@ DOCUMENTS = [
 ]
 
 TRANSFER = {"police_unit": POLICE.unit, "procuratorate_unit": PROCURATORATE.unit,
+            "procuratorate_copy": {"sent_on": "2026-03-02", "reference": "温交执移〔2026〕1号"},
             "documents": DOCUMENTS}
 
 
