@@ -16,7 +16,6 @@ e.g. ``CRIMINAL_REFERRAL_PERIODS='{"penalty_report": "60d"}'``).
 """
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -25,7 +24,7 @@ from functools import cache
 from shared import calendar
 from shared.auth import ROLES, Actor, require_role
 from shared.errors import InvalidInput, InvalidTransition
-from shared.standards import StandardError, load_standard
+from shared.standards import StandardError, json_object, load_standard
 
 SAME = "same"
 
@@ -79,13 +78,8 @@ def periods_env(kind: str) -> str:
 def _period_overrides(kind: str, deadlines: dict, raw) -> dict[str, str]:
     """Check overrides of configurable periods: {deadline id: period}."""
     name = periods_env(kind)
-    if isinstance(raw, str):
-        try:
-            raw = json.loads(raw) if raw.strip() else {}
-        except json.JSONDecodeError as exc:
-            raise StandardError(f"{name} is not JSON: {exc}") from None
     if not isinstance(raw, dict):
-        raise StandardError(f"{name} must be a JSON object of deadline id -> period")
+        raw = json_object(raw, name, "deadline id -> period")
     configurable = sorted(d for d, rule in deadlines.items() if rule.get("configurable"))
     for deadline_id, period in raw.items():
         if deadline_id not in configurable:

@@ -184,21 +184,41 @@ class FactSpec:
 _FACT_KEYS = {"type", "unit", "description", "description_en", "values", "minimum", "derive"}
 
 
-def _parse_fact(name: Any, raw: Any) -> FactSpec:
-    where = f"fact {name!r}"
+def _check_entry(where: str, name: Any, raw: Any, keys: set[str], texts: tuple[str, ...]):
+    """A named entry of the document (a fact, a parameter): a lower_snake_case name, a
+    mapping of known keys, and the required texts present."""
     if not isinstance(name, str) or not _NAME.match(name):
         raise StandardError(f"{where}: name must be lower_snake_case")
     if not isinstance(raw, dict):
         raise StandardError(f"{where}: must be a mapping")
-    unknown = set(raw) - _FACT_KEYS
+    unknown = set(raw) - keys
     if unknown:
         raise StandardError(f"{where}: unknown keys {sorted(unknown)}")
+    for key in texts:
+        if not isinstance(raw.get(key), str) or not raw[key].strip():
+            raise StandardError(f"{where}: {key} is required")
+
+
+def json_object(text: str | None, name: str, what: str) -> dict[str, Any]:
+    """An environment variable's JSON object (empty when unset); StandardError (a
+    ValueError) naming the variable when it is not JSON or not an object of ``what``."""
+    if not text or not text.strip():
+        return {}
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise StandardError(f"{name} is not JSON: {exc}") from None
+    if not isinstance(raw, dict):
+        raise StandardError(f"{name} must be a JSON object of {what}")
+    return raw
+
+
+def _parse_fact(name: Any, raw: Any) -> FactSpec:
+    where = f"fact {name!r}"
+    _check_entry(where, name, raw, _FACT_KEYS, ("description", "description_en"))
     ftype = raw.get("type")
     if ftype not in FACT_TYPES:
         raise StandardError(f"{where}: type must be one of {', '.join(FACT_TYPES)}, not {ftype!r}")
-    for key in ("description", "description_en"):
-        if not isinstance(raw.get(key), str) or not raw[key].strip():
-            raise StandardError(f"{where}: {key} is required")
     unit = raw.get("unit")
     if unit is not None and not isinstance(unit, str):
         raise StandardError(f"{where}: unit must be a string or null")
@@ -264,16 +284,8 @@ def _parse_parameters(raw: Any, overrides: Mapping[str, Any]) -> dict[str, Param
     out = {}
     for name, spec in raw.items():
         where = f"parameter {name!r}"
-        if not isinstance(name, str) or not _NAME.match(name):
-            raise StandardError(f"{where}: name must be lower_snake_case")
-        if not isinstance(spec, dict):
-            raise StandardError(f"{where}: must be a mapping")
-        unknown = set(spec) - _PARAMETER_KEYS
-        if unknown:
-            raise StandardError(f"{where}: unknown keys {sorted(unknown)}")
-        for key in ("description", "description_en", "source"):
-            if not isinstance(spec.get(key), str) or not spec[key].strip():
-                raise StandardError(f"{where}: {key} is required")
+        _check_entry(where, name, spec, _PARAMETER_KEYS,
+                     ("description", "description_en", "source"))
         for key in ("minimum", "maximum"):
             if spec.get(key) is not None and not _is_number(spec[key]):
                 raise StandardError(f"{where}: {key} must be a number")
@@ -295,15 +307,7 @@ def _parse_parameters(raw: Any, overrides: Mapping[str, Any]) -> dict[str, Param
 
 def parameter_overrides(text: str | None) -> dict[str, Any]:
     """Parse a ``LIANDONG_JUDGMENT_PARAMETERS`` value: a JSON object name -> number."""
-    if not text or not text.strip():
-        return {}
-    try:
-        raw = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise StandardError(f"{PARAMETERS_ENV} is not JSON: {exc}") from None
-    if not isinstance(raw, dict):
-        raise StandardError(f"{PARAMETERS_ENV} must be a JSON object of name -> number")
-    return raw
+    return json_object(text, PARAMETERS_ENV, "name -> number")
 
 
 # --------------------------------------------------------------------------- conditions

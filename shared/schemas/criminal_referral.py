@@ -201,7 +201,9 @@ class RequestExplanationSchema(Base):
     notice_number = optional_text(60)
 
 
-class ExplainSchema(Base):
+class WrittenReasonsSchema(Base):
+    """Reasons given in writing with the notice's number: the police's explanation to the
+    procuratorate (刑诉规则 560), the procuratorate's notice to the agency (561)."""
     reasons = required_text()
     notice_number = optional_text(60)
 
@@ -215,11 +217,6 @@ class DecideSupervisionSchema(Base):
     outcome = fields.String(required=True, validate=validate.OneOf(
         ["order_filing", "refusal_justified"]))
     opinion = required_text()
-    notice_number = optional_text(60)
-
-
-class NotifyAgencySchema(Base):
-    reasons = required_text()
     notice_number = optional_text(60)
 
 
@@ -351,10 +348,10 @@ COMMAND_SCHEMAS: dict[str, type[Base]] = {
     "decide_reconsideration": DecideReconsiderationSchema,
     "request_supervision": RequestSupervisionSchema,
     "request_explanation": RequestExplanationSchema,
-    "explain": ExplainSchema,
+    "explain": WrittenReasonsSchema,
     "issue_correction": IssueCorrectionSchema,
     "decide_supervision": DecideSupervisionSchema,
-    "notify_agency": NotifyAgencySchema,
+    "notify_agency": WrittenReasonsSchema,
     "hand_over_evidence": HandOverEvidenceSchema,
     "end_investigation": EndInvestigationSchema,
     "decide_prosecution": DecideProsecutionSchema,

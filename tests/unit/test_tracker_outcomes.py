@@ -6,14 +6,16 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
-import pytest
-from sqlalchemy import create_engine, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from services.tracker import outcomes as oc
 from services.tracker import store as tr
 from shared.auth import Actor
 from tests.helpers import COORDINATOR, COURT, POLICE, PROCURATORATE
+from tests.unit import test_tracker_batches
+
+engine = test_tracker_batches.engine     # the same fixture: a tracker database in SQLite
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 # (command, state entered, details) along a referral's life
@@ -48,14 +50,6 @@ def events(subject: str, path: list[tuple], county: str = "lucheng") -> list[dic
                      "at": (T0 + timedelta(days=seq)).isoformat(), "details": details}})
         previous = state
     return out
-
-
-@pytest.fixture()
-def engine(tmp_path):
-    engine = create_engine(f"sqlite:///{tmp_path / 'tracker.db'}")
-    tr.metadata.create_all(engine)
-    yield engine
-    engine.dispose()
 
 
 def apply(engine, batch) -> None:
