@@ -9,8 +9,13 @@ from shared import handoffs as handoff  # module import: nameko run must not see
 from shared.auth import verify_token
 from shared.logging import configure_logging
 from shared.nameko_ext import Database, OutboxRelay, rpc
+from shared.standards import judgment_rules
 
 configure_logging("police_handoff")
+# a bad CRIMINAL_REFERRAL_PERIODS or LIANDONG_JUDGMENT_PARAMETERS stops the service at
+# start, naming the variable and the key, instead of failing the first request
+domain.procedure()
+judgment_rules()
 
 
 class PoliceHandoffService(handoff.HandoffService):
