@@ -36,6 +36,7 @@ ROLES: dict[str, str] = {
     "agency_head": "transport",         # 交通运输执法机构负责人
     "police": "police",                 # 公安
     "procuratorate": "procuratorate",   # 检察院
+    "court": "court",                   # 人民法院: records its judgment on a referral (issue 22)
     "market_regulation": "market_regulation",  # 市场监管
     "coordinator": "transport",         # 协调员 (read-only)
     "operator": "transport",            # 运维

@@ -178,7 +178,7 @@ def cmd_procedure(args) -> int:
         target = row["to"] or " | ".join(f"{k}->{v}" for k, v in row["outcomes"].items())
         sources = ",".join(row["from"]) or "(new)"
         print(f"{row['command']:24s} {sources:45s} -> {target:28s} "
-              f"by {','.join(row['roles']):28s} art. {row['article'] or '-'}")
+              f"by {','.join(row['roles']):28s} source: {row['article'] or '-'}")
     return 0
 
 

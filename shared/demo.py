@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import uuid
+from datetime import datetime, timezone
 
 from shared.auth import Actor, issue_token
 from shared.schemas.common import COUNTIES
@@ -13,9 +14,9 @@ DOCUMENTS = [{"kind": k, "title": t} for k, t in (
     ("transfer_letter", "涉嫌犯罪案件移送书"), ("investigation_report", "调查报告"),
     ("items_list", "涉案物品清单"), ("inspection_reports", "检验报告"),
     ("other_materials", "现场笔录"))]
-# how far each referral goes: a prefix of this path
+# how far each referral goes: a prefix of this path (to a judgment, issue 22)
 PATH = ["request_approval", "approve", "transfer", "sign_receipt", "file",
-        "hand_over_evidence", "close"]
+        "hand_over_evidence", "end_investigation", "decide_prosecution", "record_judgment"]
 
 
 def _actors(county: str) -> dict[str, Actor]:
@@ -24,6 +25,9 @@ def _actors(county: str) -> dict[str, Actor]:
                                   county),
         "agency_head": Actor(f"head-{county}", "agency_head", f"{county}-bureau", county),
         "police": Actor(f"police-{county}", "police", f"{county}-psb", county),
+        "procuratorate": Actor(f"pro-{county}", "procuratorate", f"{county}-procuratorate",
+                               county),
+        "court": Actor(f"court-{county}", "court", f"{county}-court", county),
     }
 
 
@@ -33,14 +37,27 @@ def _payload(command: str, county: str) -> tuple[str, dict]:
         "approve": ("agency_head", {"opinion": "同意移送"}),
         "transfer": ("enforcement_unit", {"police_unit": f"{county}-psb",
                                           "procuratorate_unit": f"{county}-procuratorate",
+                                          "procuratorate_copy": {"sent_on": _today()},
                                           "documents": DOCUMENTS}),
         "sign_receipt": ("police", {"receipt_number": "R-" + uuid.uuid4().hex[:6],
                                     "receiving_officer": "值班民警"}),
         "file": ("police", {"filing_number": "F-" + uuid.uuid4().hex[:6]}),
         "hand_over_evidence": ("enforcement_unit", {"items": ["客车一辆"],
                                                     "handover_record_number": "H-1"}),
-        "close": ("enforcement_unit", {"note": "结案"}),
+        "end_investigation": ("police", {"outcome": "prosecution", "offence": "危险驾驶罪",
+                                         "decision_number": "Q-" + uuid.uuid4().hex[:6]}),
+        "decide_prosecution": ("procuratorate", {
+            "outcome": "prosecute", "decision_number": "G-" + uuid.uuid4().hex[:6],
+            "court_unit": f"{county}-court", "offence": "危险驾驶罪"}),
+        "record_judgment": ("court", {
+            "outcome": "convicted", "judgment_number": "J-" + uuid.uuid4().hex[:6],
+            "judgment_date": _today(), "effective_on": _today(), "offence": "危险驾驶罪",
+            "sentence": "拘役一个月，并处罚金"}),
     }[command]
+
+
+def _today() -> str:
+    return datetime.now(timezone.utc).date().isoformat()
 
 
 def seed(rpc, count: int = 20, progress=lambda n: None, rng=None, token=issue_token) -> dict:
@@ -52,11 +69,15 @@ def seed(rpc, count: int = 20, progress=lambda n: None, rng=None, token=issue_to
         county = rng.choice(list(COUNTIES))
         actors = _actors(county)
         seats = rng.choice([19, 35, 45, 53])
+        # over the police filing standard for serious over-capacity (medium bus: 10 people
+        # over, large: 15; see contracts/standards/judgment.yaml)
+        passengers = seats + (15 if seats >= 20 else 10)
         rec = svc.create(token(actors["enforcement_unit"]), "draft", {
             "case_number": f"WZ-{county[:2].upper()}-2026-{i + 1:04d}", "county": county,
-            "summary": f"客车超员：核载{seats}人", "plate": f"浙C{rng.randint(10000, 99999)}",
+            "summary": f"客车严重超员：核载{seats}人，实载{passengers}人",
+            "plate": f"浙C{rng.randint(10000, 99999)}",
             "facts": {"vehicle_category": "passenger_bus", "service_type": "passenger_transport",
-                      "rated_seats": seats, "passengers": int(seats * 1.3)},
+                      "rated_seats": seats, "passengers": passengers},
             "parties": [{"name": "驾驶员" + str(i), "role": "driver", "id_type": "resident_id",
                          "id_number": VALID_IDS[i % len(VALID_IDS)]}],
             "team": [{"name": "执法员甲", "badge_number": "1"},

@@ -27,6 +27,10 @@ KINDS = {
     "assistance_request": command_centres.ASSISTANCE_DETAILS,
 }
 
+# Step events no procedure emits any more, still readable in recorded history (a rebuild
+# of the tracker replays it): type -> details schema.
+RETIRED_STEPS: dict[str, type] = {**criminal_referral.RETIRED_DETAILS}
+
 # Events that are not a procedure step (timers, alerts): type -> full payload schema.
 EXTRA_EVENTS: dict[str, type] = {
     "deadline.approaching.v1": DeadlineAlertSchema,
@@ -47,6 +51,9 @@ def event_schemas() -> dict[str, type]:
         for step in standard.get("creations", []) + standard["transitions"]:
             registry[step["event"]] = event_schema(
                 _camel(step["event"].rsplit(".", 1)[0]) + "Event", commands[step["command"]])
+    for event_type, details in RETIRED_STEPS.items():
+        registry[event_type] = event_schema(_camel(event_type.rsplit(".", 1)[0]) + "Event",
+                                            details)
     registry.update(EXTRA_EVENTS)
     return registry
 

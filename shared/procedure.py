@@ -5,9 +5,18 @@ rules the table cannot say (documents present, team size, who owns the case).
 
 A record is a plain dict with at least ``state``, ``step`` and ``clocks`` (running
 deadlines by id); ``advance`` returns the new record and a description of the step.
+
+Clocks: a step that changes the state stops every clock except those it ``keeps``; a
+step that stays in its state stops those it ``stops`` (the others run on: a joint
+action's acknowledgement clock runs until every recipient has met it); ``satisfies``
+records whether the step met a clock in time; ``starts`` (or ``outcome_starts``) start
+clocks. A deadline marked ``configurable: true`` is a local
+working period, not a legal one: a deployment may set it with ``<KIND>_PERIODS`` (JSON,
+e.g. ``CRIMINAL_REFERRAL_PERIODS='{"penalty_report": "60d"}'``).
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache
@@ -15,7 +24,7 @@ from functools import cache
 from shared import calendar
 from shared.auth import ROLES, Actor, require_role
 from shared.errors import InvalidInput, InvalidTransition
-from shared.standards import StandardError, load_standard
+from shared.standards import StandardError, json_object, load_standard
 
 SAME = "same"
 
@@ -33,6 +42,8 @@ class Transition:
     starts: tuple[str, ...] = ()
     outcome_starts: dict = field(default_factory=dict)
     satisfies: tuple[str, ...] = ()
+    keeps: tuple[str, ...] = ()
+    stops: tuple[str, ...] = ()
     requires_documents: bool = False
 
     def target(self, state: str | None, payload: dict) -> str:
@@ -59,14 +70,37 @@ def _as_list(value) -> list:
     return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
+def periods_env(kind: str) -> str:
+    """The environment variable that sets a kind's configurable periods."""
+    return f"{kind.upper()}_PERIODS"
+
+
+def _period_overrides(kind: str, deadlines: dict, raw) -> dict[str, str]:
+    """Check overrides of configurable periods: {deadline id: period}."""
+    name = periods_env(kind)
+    if not isinstance(raw, dict):
+        raw = json_object(raw, name, "deadline id -> period")
+    configurable = sorted(d for d, rule in deadlines.items() if rule.get("configurable"))
+    for deadline_id, period in raw.items():
+        if deadline_id not in configurable:
+            raise StandardError(f"{name}: {deadline_id!r} is not a configurable period "
+                                f"(configurable: {', '.join(configurable) or 'none'})")
+        try:
+            calendar.Period.parse(str(period))
+        except ValueError as exc:
+            raise StandardError(f"{name}: {deadline_id}: {exc}") from None
+    return {k: str(v) for k, v in raw.items()}
+
+
 class Procedure:
     """The state machine of one standard, checked for consistency on load."""
 
-    def __init__(self, doc: dict):
+    def __init__(self, doc: dict, periods: dict | str | None = None):
         self.doc = doc
         self.kind: str = doc["kind"]
         self.states: dict = doc["states"]
         self.deadlines: dict = doc.get("deadlines", {})
+        self.periods = _period_overrides(self.kind, self.deadlines, periods or {})
         self.creations = {c["command"]: self._transition(c, creation=True)
                           for c in doc.get("creations", [])}
         self.transitions: dict[tuple[str, str], Transition] = {}
@@ -89,8 +123,10 @@ class Procedure:
                 raise StandardError(f"{where} names unknown state {state!r}")
         starts = tuple(_as_list(raw.get("starts")))
         satisfies = tuple(_as_list(raw.get("satisfies")))
+        keeps = tuple(_as_list(raw.get("keeps")))
+        stops = tuple(_as_list(raw.get("stops")))
         outcome_starts = raw.get("outcome_starts", {})
-        for clock in starts + satisfies + tuple(
+        for clock in starts + satisfies + keeps + stops + tuple(
                 c for v in outcome_starts.values() for c in _as_list(v)):
             if clock not in self.deadlines:
                 raise StandardError(f"{where} names unknown deadline {clock!r}")
@@ -102,13 +138,15 @@ class Procedure:
             outcomes=dict(raw.get("outcomes", {})), roles=frozenset(raw["roles"]),
             event=raw["event"], title=raw.get("title", raw["command"]),
             article=str(raw["article"]) if raw.get("article") is not None else None,
-            starts=starts, outcome_starts=outcome_starts, satisfies=satisfies,
+            starts=starts, outcome_starts=outcome_starts, satisfies=satisfies, keeps=keeps,
+            stops=stops,
             requires_documents=bool(raw.get("requires_documents")))
 
     @classmethod
     @cache
     def load(cls, kind: str) -> Procedure:
-        return cls(load_standard(kind))
+        """The shipped standard with the deployment's configurable periods (cached)."""
+        return cls(load_standard(kind), os.environ.get(periods_env(kind)))
 
     # ------------------------------------------------------------------ queries
     def transition(self, state: str, command: str) -> Transition:
@@ -130,9 +168,13 @@ class Procedure:
     def is_final(self, state: str) -> bool:
         return bool(self.states[state].get("final"))
 
+    def period(self, deadline_id: str) -> str:
+        """The period in force: the standard's, or the deployment's for a configurable one."""
+        return self.periods.get(deadline_id) or str(self.deadlines[deadline_id]["period"])
+
     def clock(self, deadline_id: str, start: datetime, period: str | None = None) -> dict:
         rule = self.deadlines[deadline_id]
-        period = period or rule["period"]
+        period = period or self.period(deadline_id)
         return {
             "id": deadline_id, "title": rule["title"], "period": str(period),
             "due": calendar.deadline(start, calendar.Period.parse(str(period))).isoformat(),
@@ -142,6 +184,12 @@ class Procedure:
             "tracked": rule.get("tracked", True),
             "started": start.isoformat(),
         }
+
+    @staticmethod
+    def overdue(record: dict, deadline_id: str, now: datetime) -> bool:
+        """Whether the record's running clock ``deadline_id`` is past its due time."""
+        clock = record.get("clocks", {}).get(deadline_id)
+        return bool(clock) and now > datetime.fromisoformat(clock["due"])
 
     @staticmethod
     def next_deadline(clocks: dict) -> dict | None:
@@ -159,7 +207,8 @@ class Procedure:
             rows.append({"command": t.command, "from": list(t.sources), "to": t.to,
                          "outcomes": t.outcomes, "roles": sorted(t.roles), "event": t.event,
                          "title": t.title, "article": t.article, "starts": list(t.starts),
-                         "satisfies": list(t.satisfies)})
+                         "outcome_starts": t.outcome_starts, "satisfies": list(t.satisfies),
+                         "keeps": list(t.keeps), "stops": list(t.stops)})
         return rows
 
     # ------------------------------------------------------------------ commands
@@ -184,7 +233,9 @@ class Procedure:
                 satisfied.append({"id": clock_id, "due": clock["due"],
                                   "on_time": now <= datetime.fromisoformat(clock["due"])})
         if target != state:
-            clocks = {}
+            clocks = {c: clocks[c] for c in t.keeps if c in clocks}
+        for clock_id in t.stops:
+            clocks.pop(clock_id, None)
         for clock_id in t.clocks_started(payload):
             clocks[clock_id] = self.clock(clock_id, now)
         new = dict(record or {})

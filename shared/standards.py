@@ -11,6 +11,14 @@ Condition language (see ``contracts/standards/judgment.yaml``)::
     {fact: F, equals: V} / {fact: F, in: [...]}             any fact type
     {fact: F, gt|gte|lt|lte: N}                             integer / number facts
     {measure: excess_ratio|excess, actual: F, limit: G, gt|gte|lt|lte|equals: N}
+    {rule: R}                                               an earlier rule matches
+    N may be {param: P}: a figure declared under ``parameters:`` (with its bounds and
+    source; a deployment may override it, see :func:`judgment_rules`).
+
+A fact may be *derived* when it is not given (``derive:`` under the fact: cases tried in
+order, the first that definitely holds gives the value; a case whose facts are not given
+is passed over, and the explanation says so). Facts that were declared once and
+withdrawn are listed under ``retired_facts:`` with what replaced them.
 
 Evaluation is three-valued: a condition whose facts are absent is *unknown*, and a rule
 matches only when its conditions are definitely true. Numbers are compared exactly (as
@@ -21,7 +29,9 @@ from __future__ import annotations
 
 import copy
 import functools
+import json
 import math
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
@@ -34,10 +44,12 @@ import yaml
 
 __all__ = [
     "CONTRACTS_DIR",
+    "PARAMETERS_ENV",
     "FactError",
     "FactSpec",
     "JudgmentRules",
     "Recommendation",
+    "Parameter",
     "Rule",
     "StandardError",
     "judgment_rules",
@@ -169,24 +181,44 @@ class FactSpec:
         return None
 
 
-_FACT_KEYS = {"type", "unit", "description", "description_en", "values", "minimum"}
+_FACT_KEYS = {"type", "unit", "description", "description_en", "values", "minimum", "derive"}
 
 
-def _parse_fact(name: Any, raw: Any) -> FactSpec:
-    where = f"fact {name!r}"
+def _check_entry(where: str, name: Any, raw: Any, keys: set[str], texts: tuple[str, ...]):
+    """A named entry of the document (a fact, a parameter): a lower_snake_case name, a
+    mapping of known keys, and the required texts present."""
     if not isinstance(name, str) or not _NAME.match(name):
         raise StandardError(f"{where}: name must be lower_snake_case")
     if not isinstance(raw, dict):
         raise StandardError(f"{where}: must be a mapping")
-    unknown = set(raw) - _FACT_KEYS
+    unknown = set(raw) - keys
     if unknown:
         raise StandardError(f"{where}: unknown keys {sorted(unknown)}")
+    for key in texts:
+        if not isinstance(raw.get(key), str) or not raw[key].strip():
+            raise StandardError(f"{where}: {key} is required")
+
+
+def json_object(text: str | None, name: str, what: str) -> dict[str, Any]:
+    """An environment variable's JSON object (empty when unset); StandardError (a
+    ValueError) naming the variable when it is not JSON or not an object of ``what``."""
+    if not text or not text.strip():
+        return {}
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise StandardError(f"{name} is not JSON: {exc}") from None
+    if not isinstance(raw, dict):
+        raise StandardError(f"{name} must be a JSON object of {what}")
+    return raw
+
+
+def _parse_fact(name: Any, raw: Any) -> FactSpec:
+    where = f"fact {name!r}"
+    _check_entry(where, name, raw, _FACT_KEYS, ("description", "description_en"))
     ftype = raw.get("type")
     if ftype not in FACT_TYPES:
         raise StandardError(f"{where}: type must be one of {', '.join(FACT_TYPES)}, not {ftype!r}")
-    for key in ("description", "description_en"):
-        if not isinstance(raw.get(key), str) or not raw[key].strip():
-            raise StandardError(f"{where}: {key} is required")
     unit = raw.get("unit")
     if unit is not None and not isinstance(unit, str):
         raise StandardError(f"{where}: unit must be a string or null")
@@ -210,6 +242,74 @@ def _parse_fact(name: Any, raw: Any) -> FactSpec:
     return FactSpec(name, ftype, unit, raw["description"], raw["description_en"], values, minimum)
 
 
+# --------------------------------------------------------------------------- parameters
+
+PARAMETERS_ENV = "LIANDONG_JUDGMENT_PARAMETERS"
+_PARAMETER_KEYS = {"value", "minimum", "maximum", "unit", "description", "description_en",
+                   "source"}
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """A figure a rule uses by name (``{param: P}``), with the range the law allows."""
+
+    name: str
+    value: int | float
+    default: int | float
+    minimum: int | float | None
+    maximum: int | float | None
+    unit: str | None
+    description: str
+    description_en: str
+    source: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _check_range(where: str, value: Any, minimum: Any, maximum: Any) -> None:
+    if not _is_number(value):
+        raise StandardError(f"{where}: value must be a number, not {value!r}")
+    if minimum is not None and _exact(value) < _exact(minimum):
+        raise StandardError(f"{where}: {_fmt(value)} is below the minimum {_fmt(minimum)}")
+    if maximum is not None and _exact(value) > _exact(maximum):
+        raise StandardError(f"{where}: {_fmt(value)} is above the maximum {_fmt(maximum)}")
+
+
+def _parse_parameters(raw: Any, overrides: Mapping[str, Any]) -> dict[str, Parameter]:
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise StandardError("parameters: must be a mapping")
+    out = {}
+    for name, spec in raw.items():
+        where = f"parameter {name!r}"
+        _check_entry(where, name, spec, _PARAMETER_KEYS,
+                     ("description", "description_en", "source"))
+        for key in ("minimum", "maximum"):
+            if spec.get(key) is not None and not _is_number(spec[key]):
+                raise StandardError(f"{where}: {key} must be a number")
+        _check_range(where, spec.get("value"), spec.get("minimum"), spec.get("maximum"))
+        value = spec["value"]
+        if name in overrides:
+            value = overrides[name]
+            _check_range(f"{where} (overridden by {PARAMETERS_ENV})", value,
+                         spec.get("minimum"), spec.get("maximum"))
+        out[name] = Parameter(name, value, spec["value"], spec.get("minimum"),
+                              spec.get("maximum"), spec.get("unit"), spec["description"],
+                              spec["description_en"], spec["source"])
+    unknown = sorted(set(overrides) - set(out))
+    if unknown:
+        raise StandardError(f"{PARAMETERS_ENV}: unknown parameter {unknown[0]!r} "
+                            f"(declared: {', '.join(sorted(out)) or 'none'})")
+    return out
+
+
+def parameter_overrides(text: str | None) -> dict[str, Any]:
+    """Parse a ``LIANDONG_JUDGMENT_PARAMETERS`` value: a JSON object name -> number."""
+    return json_object(text, PARAMETERS_ENV, "name -> number")
+
+
 # --------------------------------------------------------------------------- conditions
 
 
@@ -218,6 +318,16 @@ class _Outcome:
     value: bool | None  # None: unknown, some needed fact is absent
     explanation: tuple[str, ...] = ()
     missing: tuple[str, ...] = ()
+
+
+class _Known(dict):
+    """The facts a rule is evaluated on; ``notes`` says how a derived fact was derived."""
+
+    notes: dict[str, str]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.notes = {}
 
 
 def _unknown(children: list[_Outcome]) -> _Outcome:
@@ -256,11 +366,16 @@ class _Any:
         return _Outcome(False)
 
 
+def _named(operand: Any, param: str | None) -> str:
+    return f"{_fmt(operand)} ({param})" if param else _fmt(operand)
+
+
 @dataclass(frozen=True)
 class _FactTest:
     fact: str
     op: str
     operand: Any
+    param: str | None = None   # the operand is this parameter's value
 
     def evaluate(self, facts: Mapping[str, Any]) -> _Outcome:
         if self.fact not in facts:
@@ -273,8 +388,24 @@ class _FactTest:
         elif self.op == "equals":
             line = f"{self.fact} = {_fmt(value)}"
         else:
-            line = f"{self.fact} = {_fmt(value)} {_SYMBOLS[self.op]} {_fmt(self.operand)}"
-        return _Outcome(True, (line,))
+            line = (f"{self.fact} = {_fmt(value)} {_SYMBOLS[self.op]} "
+                    f"{_named(self.operand, self.param)}")
+        note = getattr(facts, "notes", {}).get(self.fact)
+        return _Outcome(True, (f"{line} ({note})" if note else line,))
+
+
+@dataclass(frozen=True)
+class _RuleTest:
+    """``{rule: R}``: an earlier rule's conditions definitely hold."""
+
+    rule_id: str
+    condition: Any
+
+    def evaluate(self, facts: Mapping[str, Any]) -> _Outcome:
+        result = self.condition.evaluate(facts)
+        if not result.value:
+            return result
+        return _Outcome(True, tuple(f"{self.rule_id}: {line}" for line in result.explanation))
 
 
 @dataclass(frozen=True)
@@ -284,6 +415,7 @@ class _MeasureTest:
     limit: str
     op: str
     operand: int | float
+    param: str | None = None
 
     def evaluate(self, facts: Mapping[str, Any]) -> _Outcome:
         missing = tuple(f for f in (self.actual, self.limit) if f not in facts)
@@ -301,7 +433,7 @@ class _MeasureTest:
         line = (
             f"{self.measure}({self.actual}={_fmt(facts[self.actual])}, "
             f"{self.limit}={_fmt(facts[self.limit])}) = {_fmt(value)} "
-            f"{_SYMBOLS[self.op]} {_fmt(self.operand)}"
+            f"{_SYMBOLS[self.op]} {_named(self.operand, self.param)}"
         )
         return _Outcome(True, (line,))
 
@@ -309,21 +441,38 @@ class _MeasureTest:
 class _ConditionParser:
     """Turns a rule's ``conditions`` mapping into nodes, checking it against the facts."""
 
-    def __init__(self, rule_id: str, facts: Mapping[str, FactSpec]):
+    def __init__(self, rule_id: str, facts: Mapping[str, FactSpec],
+                 parameters: Mapping[str, Parameter] | None = None,
+                 rules: Mapping[str, Rule] | None = None, what: str = "rule"):
         self.rule_id = rule_id
         self.facts = facts
+        self.parameters = parameters or {}
+        self.rules = rules or {}
+        self.what = what
         self.used: dict[str, None] = {}
         self.has_threshold = False
 
     def fail(self, path: str, message: str) -> StandardError:
-        return StandardError(f"rule {self.rule_id!r}: {path}: {message}")
+        return StandardError(f"{self.what} {self.rule_id!r}: {path}: {message}")
+
+    def _number(self, operand: Any, where: str, message: str) -> tuple[Any, str | None]:
+        """A threshold: a number, or ``{param: P}`` resolved to P's value."""
+        if isinstance(operand, dict) and set(operand) == {"param"}:
+            name = operand["param"]
+            if name not in self.parameters:
+                raise self.fail(where, f"parameter {name!r} is not declared under parameters:")
+            return self.parameters[name].value, name
+        if not _is_number(operand):
+            raise self.fail(where, message)
+        return operand, None
 
     def parse(self, node: Any, path: str) -> Any:
         if not isinstance(node, dict):
             raise self.fail(path, "a condition must be a mapping")
-        kinds = [k for k in ("all", "any", "fact", "measure") if k in node]
+        kinds = [k for k in ("all", "any", "fact", "measure", "rule") if k in node]
         if len(kinds) != 1:
-            raise self.fail(path, "a condition needs exactly one of all, any, fact, measure")
+            raise self.fail(path, "a condition needs exactly one of all, any, fact, measure, "
+                                  "rule")
         kind = kinds[0]
         if kind in ("all", "any"):
             if set(node) != {kind}:
@@ -337,7 +486,20 @@ class _ConditionParser:
             return _All(children) if kind == "all" else _Any(children)
         if kind == "fact":
             return self._fact_test(node, path)
+        if kind == "rule":
+            return self._rule_test(node, path)
         return self._measure_test(node, path)
+
+    def _rule_test(self, node: dict, path: str) -> _RuleTest:
+        if set(node) != {"rule"}:
+            raise self.fail(path, f"unexpected keys beside rule: {sorted(set(node) - {'rule'})}")
+        name = node["rule"]
+        if name not in self.rules:
+            raise self.fail(path, f"rule {name!r} must be defined earlier in the document")
+        rule = self.rules[name]
+        self.used.update(dict.fromkeys(rule.facts_used))
+        self.has_threshold = self.has_threshold or rule.has_threshold
+        return _RuleTest(name, rule.condition)
 
     def _operator(self, node: dict, fixed: set[str], path: str) -> tuple[str, Any]:
         rest = [k for k in node if k not in fixed]
@@ -360,11 +522,11 @@ class _ConditionParser:
         spec = self._declared(node["fact"], path)
         op, operand = self._operator(node, {"fact"}, path)
         where = f"{path} ({spec.name} {op})"
+        param = None
         if op in _ORDERING:
             if spec.type not in NUMERIC_TYPES:
                 raise self.fail(where, f"{op} needs an integer or number fact, not {spec.type}")
-            if not _is_number(operand):
-                raise self.fail(where, f"{op} needs a number, not {operand!r}")
+            operand, param = self._number(operand, where, f"{op} needs a number, not {operand!r}")
             self.has_threshold = True
         elif op == "in":
             if not isinstance(operand, list) or not operand:
@@ -380,7 +542,7 @@ class _ConditionParser:
                 raise self.fail(where, f"value {operand!r} {problem}")
             if spec.type in NUMERIC_TYPES:
                 self.has_threshold = True
-        return _FactTest(spec.name, op, operand)
+        return _FactTest(spec.name, op, operand, param)
 
     def _measure_test(self, node: dict, path: str) -> _MeasureTest:
         measure = node["measure"]
@@ -399,12 +561,12 @@ class _ConditionParser:
         if measure == "excess_ratio" and (limit.minimum is None or limit.minimum <= 0):
             raise self.fail(path, f"excess_ratio divides by {limit.name}: declare its minimum > 0")
         op, operand = self._operator(node, {"measure", "actual", "limit"}, path)
-        if op == "in" or not _is_number(operand):
-            raise self.fail(
-                path, f"measure {measure} needs gt, gte, lt, lte or equals with a number"
-            )
+        message = f"measure {measure} needs gt, gte, lt, lte or equals with a number"
+        if op == "in":
+            raise self.fail(path, message)
+        operand, param = self._number(operand, path, message)
         self.has_threshold = True
-        return _MeasureTest(measure, actual.name, limit.name, op, operand)
+        return _MeasureTest(measure, actual.name, limit.name, op, operand, param)
 
 
 # --------------------------------------------------------------------------- rules
@@ -443,6 +605,7 @@ class Rule:
     threshold_source: str | None
     facts_used: tuple[str, ...]
     condition: Any
+    has_threshold: bool = False
 
     def outcome(self, facts: Mapping[str, Any]) -> _Outcome:
         return self.condition.evaluate(facts)
@@ -461,7 +624,8 @@ _RULE_KEYS = {
 _RECOMMENDATION_KEYS = ("route", "suspected_offence", "suspected_offence_en", "legal_basis")
 
 
-def _parse_rule(raw: Any, index: int, facts: Mapping[str, FactSpec], seen: set[str]) -> Rule:
+def _parse_rule(raw: Any, index: int, facts: Mapping[str, FactSpec],
+                parameters: Mapping[str, Parameter], seen: dict[str, Rule]) -> Rule:
     if not isinstance(raw, dict):
         raise StandardError(f"rules[{index}]: must be a mapping")
     rule_id = raw.get("id")
@@ -470,7 +634,6 @@ def _parse_rule(raw: Any, index: int, facts: Mapping[str, FactSpec], seen: set[s
     where = f"rule {rule_id!r}"
     if rule_id in seen:
         raise StandardError(f"{where}: duplicate rule id")
-    seen.add(rule_id)
     unknown = set(raw) - _RULE_KEYS
     if unknown:
         raise StandardError(f"{where}: unknown keys {sorted(unknown)}")
@@ -493,7 +656,7 @@ def _parse_rule(raw: Any, index: int, facts: Mapping[str, FactSpec], seen: set[s
         )
     if "conditions" not in raw:
         raise StandardError(f"{where}: conditions is required")
-    parser = _ConditionParser(rule_id, facts)
+    parser = _ConditionParser(rule_id, facts, parameters, seen)
     condition = parser.parse(raw["conditions"], "conditions")
     if "threshold_source" not in raw:
         raise StandardError(
@@ -518,7 +681,61 @@ def _parse_rule(raw: Any, index: int, facts: Mapping[str, FactSpec], seen: set[s
         threshold_source=source,
         facts_used=tuple(parser.used),
         condition=condition,
+        has_threshold=parser.has_threshold,
     )
+
+
+@dataclass(frozen=True)
+class _Derivation:
+    """How a fact is derived when it is not given: ordered (condition, value) cases."""
+
+    fact: str
+    cases: tuple[tuple[Any, Any], ...]
+    facts_used: tuple[str, ...]
+
+    def derive(self, facts: Mapping[str, Any]) -> tuple[Any, str] | None:
+        passed_over: dict[str, None] = {}
+        for condition, value in self.cases:
+            result = condition.evaluate(facts)
+            if result.value:
+                note = "derived: " + "; ".join(result.explanation)
+                if passed_over:
+                    note += f"; not given: {', '.join(passed_over)}"
+                return value, note
+            if result.value is None:
+                passed_over.update(dict.fromkeys(result.missing))
+        return None
+
+
+def _parse_derivation(name: str, raw: Any, facts: Mapping[str, FactSpec]) -> _Derivation:
+    spec = facts[name]
+    if not isinstance(raw, list) or not raw:
+        raise StandardError(f"fact {name!r}: derive must be a non-empty list of cases")
+    parser = _ConditionParser(name, facts, what="fact")
+    cases = []
+    for i, case in enumerate(raw):
+        where = f"derive[{i}]"
+        if not isinstance(case, dict) or set(case) != {"when", "value"}:
+            raise parser.fail(where, "a case is {when: <condition>, value: <value>}")
+        problem = spec.check(case["value"])
+        if problem:
+            raise parser.fail(where, f"value {case['value']!r} {problem}")
+        cases.append((parser.parse(case["when"], f"{where}.when"), case["value"]))
+    if name in parser.used:
+        raise parser.fail("derive", "a fact cannot be derived from itself")
+    return _Derivation(name, tuple(cases), tuple(parser.used))
+
+
+def _parse_retired(raw: Any, facts: Mapping[str, FactSpec]) -> dict[str, str]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) and v.strip() for k, v in raw.items()):
+        raise StandardError("retired_facts: must map each retired fact to what replaced it")
+    clash = sorted(set(raw) & set(facts))
+    if clash:
+        raise StandardError(f"retired_facts: {clash[0]!r} is still declared under facts:")
+    return dict(raw)
 
 
 class JudgmentRules:
@@ -532,16 +749,24 @@ class JudgmentRules:
         version: int = 1,
         title: str = "",
         note: str = "",
+        parameters: Mapping[str, Parameter] | None = None,
+        derivations: Mapping[str, _Derivation] | None = None,
+        retired: Mapping[str, str] | None = None,
     ):
         self.facts = dict(facts)
         self.rules = rules
         self.version = version
         self.title = title
         self.note = note
+        self.parameters = dict(parameters or {})
+        self.derivations = dict(derivations or {})
+        self.retired = dict(retired or {})
 
     @classmethod
-    def load(cls, doc: Mapping[str, Any] | None = None) -> JudgmentRules:
-        """Check and compile ``doc`` (default: ``contracts/standards/judgment.yaml``).
+    def load(cls, doc: Mapping[str, Any] | None = None,
+             parameters: Mapping[str, Any] | None = None) -> JudgmentRules:
+        """Check and compile ``doc`` (default: ``contracts/standards/judgment.yaml``);
+        ``parameters`` overrides declared parameters by name (checked against their range).
 
         Raises :class:`StandardError` naming the rule (or fact) and the offending part.
         """
@@ -555,17 +780,30 @@ class JudgmentRules:
         if not isinstance(raw_facts, dict) or not raw_facts:
             raise StandardError("facts: must be a non-empty mapping")
         facts = {name: _parse_fact(name, raw) for name, raw in raw_facts.items()}
+        derivations = {name: _parse_derivation(name, raw["derive"], facts)
+                       for name, raw in raw_facts.items() if "derive" in raw}
+        for name, derivation in derivations.items():
+            chained = sorted(set(derivation.facts_used) & set(derivations))
+            if chained:
+                raise StandardError(f"fact {name!r}: derive uses the derived fact "
+                                    f"{chained[0]!r}; derive from given facts only")
+        params = _parse_parameters(doc.get("parameters"), parameters or {})
         raw_rules = doc.get("rules")
         if not isinstance(raw_rules, list):
             raise StandardError("rules: must be a list")
-        seen: set[str] = set()
-        rules = tuple(_parse_rule(raw, i, facts, seen) for i, raw in enumerate(raw_rules))
+        seen: dict[str, Rule] = {}
+        for i, raw in enumerate(raw_rules):
+            rule = _parse_rule(raw, i, facts, params, seen)
+            seen[rule.id] = rule
         return cls(
             facts,
-            rules,
+            tuple(seen.values()),
             version=doc["version"],
             title=str(doc.get("title") or ""),
             note=str(doc.get("note") or ""),
+            parameters=params,
+            derivations=derivations,
+            retired=_parse_retired(doc.get("retired_facts"), facts),
         )
 
     def rule(self, rule_id: str) -> Rule:
@@ -585,7 +823,9 @@ class JudgmentRules:
         for name, value in facts.items():
             spec = self.facts.get(name)
             if spec is None:
-                errors.setdefault(str(name), []).append("unknown fact")
+                retired = self.retired.get(name)
+                errors.setdefault(str(name), []).append(
+                    f"retired fact: {retired}" if retired else "unknown fact")
                 continue
             if value is None:
                 continue
@@ -598,12 +838,20 @@ class JudgmentRules:
             raise FactError(errors)
         return known
 
+    def _known(self, facts: Mapping[str, Any]) -> _Known:
+        """Valid given facts plus every derivable fact not given (with its note)."""
+        known = _Known(self.validate_facts(facts))
+        for name, derivation in self.derivations.items():
+            if name not in known and (found := derivation.derive(known)) is not None:
+                known[name], known.notes[name] = found
+        return known
+
     def evaluate(self, facts: Mapping[str, Any]) -> list[Recommendation]:
         """Recommendations of every rule whose conditions definitely hold, in document order.
 
         A rule needing an absent fact does not match; see :meth:`missing_facts`.
         """
-        known = self.validate_facts(facts)
+        known = self._known(facts)
         out = []
         for rule in self.rules:
             result = rule.outcome(known)
@@ -628,7 +876,7 @@ class JudgmentRules:
 
         Rules already matched or already ruled out by the given facts are left out.
         """
-        known = self.validate_facts(facts)
+        known = self._known(facts)
         out = {}
         for rule in self.rules:
             result = rule.outcome(known)
@@ -639,5 +887,8 @@ class JudgmentRules:
 
 @functools.cache
 def judgment_rules() -> JudgmentRules:
-    """The shipped judgment standard, loaded and checked once."""
-    return JudgmentRules.load()
+    """The shipped judgment standard, loaded and checked once, with the deployment's
+    parameter overrides (``LIANDONG_JUDGMENT_PARAMETERS``, a JSON object such as
+    ``{"fraud_relatively_large_yuan": 6000}``; each value must stay in its range)."""
+    return JudgmentRules.load(
+        parameters=parameter_overrides(os.environ.get(PARAMETERS_ENV)))

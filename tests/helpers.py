@@ -15,6 +15,7 @@ OTHER_HEAD = Actor("head-zhou", "agency_head", "ruian-bureau", "ruian")
 POLICE = Actor("police-wang", "police", "lucheng-psb", "lucheng")
 POLICE_2 = Actor("police-zhao", "police", "ouhai-psb", "ouhai")
 PROCURATORATE = Actor("pro-sun", "procuratorate", "lucheng-procuratorate", "lucheng")
+COURT = Actor("judge-qian", "court", "lucheng-court", "lucheng")
 COORDINATOR = Actor("coord-lin", "coordinator", "wenzhou-coordination", None)
 MARKET = Actor("mr-he", "market_regulation", "wenzhou-amr", None)
 
@@ -53,9 +54,9 @@ def old_hmac_token(secret: str, actor: Actor = COORDINATOR) -> str:
 def draft_payload(case_number: str = "WZ-LC-2026-0001", **over) -> dict:
     payload = {
         "case_number": case_number, "county": "lucheng", "plate": "浙C12345",
-        "summary": "班线客车严重超员：核载50人，实载63人",
+        "summary": "班线客车严重超员：核载50人，实载65人",
         "facts": {"vehicle_category": "passenger_bus", "service_type": "passenger_transport",
-                  "rated_seats": 50, "passengers": 63},
+                  "rated_seats": 50, "passengers": 65},
         "parties": [{"name": "张三", "role": "driver", "id_type": "resident_id",
                      "id_number": VALID_ID, "phone": "13812345678"},
                     {"name": "温州某客运有限公司", "role": "operator", "id_type": "uscc",
@@ -76,6 +77,7 @@ DOCUMENTS = [
 ]
 
 TRANSFER = {"police_unit": POLICE.unit, "procuratorate_unit": PROCURATORATE.unit,
+            "procuratorate_copy": {"sent_on": "2026-03-02", "reference": "温交执移〔2026〕1号"},
             "documents": DOCUMENTS}
 
 

@@ -5,7 +5,6 @@ standards) with the ``COMMAND_PERIODS`` override for drills and tests. Plain Pyt
 """
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from functools import cache
@@ -14,7 +13,7 @@ from shared.auth import ROLES
 from shared.calendar import Period
 from shared.schemas.command import centres_document
 from shared.schemas.common import COUNTIES
-from shared.standards import StandardError, load_standard
+from shared.standards import StandardError, json_object, load_standard
 
 
 @dataclass(frozen=True)
@@ -126,14 +125,7 @@ def _standard_periods() -> dict[str, str]:
 
 def parse_overrides(text: str | None) -> dict[str, str]:
     """Check a COMMAND_PERIODS value: a JSON object of known keys to valid periods."""
-    if not text:
-        return {}
-    try:
-        raw = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{PERIODS_ENV} is not JSON: {exc}") from None
-    if not isinstance(raw, dict):
-        raise ValueError(f"{PERIODS_ENV} must be a JSON object")
+    raw = json_object(text, PERIODS_ENV, "period key -> period")
     known = _standard_periods()
     for key, value in raw.items():
         if key not in known:

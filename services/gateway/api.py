@@ -67,6 +67,12 @@ ROUTES: list[Route] = [
           params=(("group_by", "query", "string", "month, county, domain, agency, kind"),
                   ("start", "query", "string", "YYYY-MM-DD"),
                   ("end", "query", "string", "YYYY-MM-DD"))),
+    Route("GET", f"{API}/statistics/outcomes", "Criminal referrals' outcomes: referred, "
+          "filed, prosecuted, convicted (and dropped, not prosecuted, returned) with the "
+          "rates, by county or offence", "tracking",
+          params=(("group_by", "query", "string", "county (default) or offence"),
+                  ("start", "query", "string", "referred on or after, YYYY-MM-DD"),
+                  ("end", "query", "string", "referred before, YYYY-MM-DD"))),
     Route("POST", f"{API}/evaluate", "Judgment standards on a case's facts", "referrals",
           body="Facts"),
     Route("GET", f"{API}/procedures/{{kind}}", "A procedure's transition table", "referrals",

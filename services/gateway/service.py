@@ -281,6 +281,12 @@ class GatewayService:
         return json_response(self.tracker.statistics(
             _token(request), a.get("group_by", "month"), a.get("start"), a.get("end")))
 
+    @http("GET", "/api/v1/statistics/outcomes")
+    def outcomes(self, request):
+        a = request.args
+        return json_response(self.tracker.outcomes(
+            _token(request), a.get("group_by", "county"), a.get("start"), a.get("end")))
+
     # ------------------------------------------------------------------ referrals
     @http("POST", "/api/v1/evaluate")
     def evaluate(self, request):

@@ -12,7 +12,7 @@ The procedure is the table in ``contracts/standards/market_referral.yaml`` (run 
   standard's ``directions`` say which roles are sender and receiver in each direction.
 * **referral kinds and evidence** — a kind may travel only the directions it lists and
   must carry its required evidence when sent and when resent after a return.
-* **scope** — who may see a referral, and the running deadlines a step keeps.
+* **scope** — who may see a referral (the clocks a step keeps are the table's).
 
 Record fields: ``sender_unit``/``receiver_unit`` (who sent, who received) and, as for every
 handoff, ``owner_unit`` (the transport-side unit) and ``counterpart_unit`` (the
@@ -228,11 +228,6 @@ def act(rec: dict, command: str, actor: Actor, payload, now: datetime) -> tuple[
     new, step = proc.advance(rec, command, actor, data, now)
     new = {**new, "documents": list(rec["documents"]), "linked": list(rec["linked"]),
            "returns": list(rec["returns"])}
-    rule = step_rule(command)
-    kept = {c: rec["clocks"][c] for c in rule.get("keeps", []) if c in rec["clocks"]}
-    if kept:
-        new["clocks"] = {**new["clocks"], **kept}
-        new["deadline"] = proc.next_deadline(new["clocks"])
     if command == "acknowledge":
         new["receipt"] = {**data, "at": now.isoformat()}
     elif command == "accept":
@@ -247,7 +242,7 @@ def act(rec: dict, command: str, actor: Actor, payload, now: datetime) -> tuple[
                 new[key] = data[key]
     elif command == "resend":
         _add_documents(new, data["documents"], now)
-        if rule.get("requires_evidence"):
+        if step_rule(command).get("requires_evidence"):
             check_evidence(new)
     elif command == "start_investigation":
         new["investigation_number"] = data.get("investigation_number")

@@ -2,9 +2,10 @@
 
 The procedure itself is the table in ``contracts/standards/criminal_referral.yaml``
 (run by ``shared.procedure``); this module adds what the table cannot say: payload
-validation, the documents a transfer must carry (Decree art. 6), the size of the case
-team (art. 5), who owns a referral and may see it, and the judgment standards'
-recommendation recorded with the case.
+validation, the documents a transfer must carry (Decree art. 6) and its copy to the
+procuratorate, the size of the case team (art. 5), who owns a referral and may see it,
+the judgment standards' recommendation recorded with the case, the checks that depend on
+a clock already being past due (刑诉规则 562, 564), and the 以罚代刑 warning (art. 11).
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import uuid
 from datetime import datetime
 
 from shared.auth import Actor, NotAllowed
-from shared.errors import InvalidInput
+from shared.errors import InvalidInput, InvalidTransition
 from shared.procedure import Procedure
 from shared.schemas.common import check_document_kinds, load_payload
 from shared.schemas.criminal_referral import COMMAND_SCHEMAS
@@ -20,6 +21,10 @@ from shared.schemas.handoff import event_data
 from shared.standards import FactError, judgment_rules
 
 KIND = "criminal_referral"
+
+# the unit of the record each role acts for (the role check itself is the table's)
+PARTY_UNIT = {"police": "counterpart_unit", "procuratorate": "procuratorate_unit",
+              "court": "court_unit"}
 
 
 def procedure() -> Procedure:
@@ -45,10 +50,16 @@ def recommend(facts: dict) -> list[dict]:
         raise InvalidInput("invalid case facts", {"facts": exc.errors}) from None
 
 
+def criminal_rules(rec: dict) -> list[str]:
+    """The judgment rules recommending a criminal referral that this case meets."""
+    return [r["rule_id"] for r in rec.get("recommendations", []) if r["route"] == "police"]
+
+
 # ------------------------------------------------------------------ ownership and scope
 
 def can_view(actor: Actor, rec: dict) -> bool:
-    """Each agency sees only what it may (DESIGN.md security rules)."""
+    """Each agency sees only what it may (DESIGN.md security rules): the police, the
+    procuratorate and the court a referral once it has been sent to them."""
     role = actor.role
     if role in ("coordinator", "city_command", "operator", "system"):
         return True
@@ -58,20 +69,20 @@ def can_view(actor: Actor, rec: dict) -> bool:
         return actor.unit == rec["owner_unit"]
     if role == "police":
         return actor.unit in rec.get("police_units", [])
-    if role == "procuratorate":
-        return actor.unit is not None and actor.unit == rec.get("procuratorate_unit")
+    if role in ("procuratorate", "court"):
+        return actor.unit is not None and actor.unit == rec.get(PARTY_UNIT[role])
     return False
 
 
 def check_may_act(actor: Actor, rec: dict) -> None:
     """Beyond the role: the acting unit must be the one this referral is with."""
     role = actor.role
-    ok = {
-        "enforcement_unit": actor.unit == rec["owner_unit"],
-        "agency_head": actor.county is None or actor.county == rec["county"],
-        "police": actor.unit == rec.get("counterpart_unit"),
-        "procuratorate": actor.unit == rec.get("procuratorate_unit"),
-    }.get(role, False)
+    if role == "enforcement_unit":
+        ok = actor.unit == rec["owner_unit"]
+    elif role == "agency_head":
+        ok = actor.county is None or actor.county == rec["county"]
+    else:
+        ok = role in PARTY_UNIT and actor.unit == rec.get(PARTY_UNIT[role])
     if not ok:
         raise NotAllowed(f"{actor.unit!r} is not a party to referral {rec['id']}",
                          {"unit": [f"this referral is with {rec.get('counterpart_unit')!r} "
@@ -83,29 +94,26 @@ def check_may_act(actor: Actor, rec: dict) -> None:
 def create(command: str, actor: Actor, payload, now: datetime) -> tuple[dict, dict]:
     """Draft a referral (agency) or open a reverse transfer (police)."""
     data = validate(command, payload)
+    common = {"id": str(uuid.uuid4()), "kind": KIND, "county": data["county"],
+              "procuratorate_unit": None, "court_unit": None, "plate": data.get("plate"),
+              "summary": data["summary"], "parties": data["parties"], "documents": {},
+              "created_at": now.isoformat(), "created_by": actor.to_dict()}
     if command == "draft":
-        rec = {
-            "id": str(uuid.uuid4()), "kind": KIND, "direction": "agency_to_police",
-            "case_number": data["case_number"], "county": data["county"],
-            "owner_unit": actor.unit, "counterpart_unit": None, "police_units": [],
-            "procuratorate_unit": None, "plate": data.get("plate"),
-            "summary": data["summary"], "facts": data["facts"],
-            "recommendations": recommend(data["facts"]), "parties": data["parties"],
-            "team": data["team"], "prior_penalties": data["prior_penalties"],
-            "documents": {}, "created_at": now.isoformat(), "created_by": actor.to_dict(),
-        }
+        recommendations = recommend(data["facts"])
+        data["suspected_offences"] = sorted({r["suspected_offence"] for r in recommendations
+                                             if r["route"] == "police"})
+        rec = {**common, "direction": "agency_to_police", "case_number": data["case_number"],
+               "owner_unit": actor.unit, "counterpart_unit": None, "police_units": [],
+               "facts": data["facts"], "recommendations": recommendations,
+               "team": data["team"], "prior_penalties": data["prior_penalties"]}
         _add_documents(rec, data["documents"], now)
     else:
-        rec = {
-            "id": str(uuid.uuid4()), "kind": KIND, "direction": "police_to_agency",
-            "case_number": data["police_case_number"], "county": data["county"],
-            "owner_unit": data["target_unit"], "counterpart_unit": actor.unit,
-            "police_units": [actor.unit], "procuratorate_unit": None,
-            "plate": data.get("plate"), "summary": data["summary"], "facts": {},
-            "recommendations": [], "parties": data["parties"], "team": [],
-            "prior_penalties": [], "documents": {}, "created_at": now.isoformat(),
-            "created_by": actor.to_dict(),
-        }
+        rec = {**common, "direction": "police_to_agency",
+               "case_number": data["police_case_number"], "owner_unit": data["target_unit"],
+               "counterpart_unit": actor.unit, "police_units": [actor.unit], "facts": {},
+               "recommendations": [], "team": [], "prior_penalties": [],
+               "returned_by": {"role": "police", "unit": actor.unit,
+                               "at": now.isoformat(), "reason": data["reason"]}}
     state, step = procedure().advance(None, command, actor, data, now)
     return {**rec, **state}, {**step, "details": data}
 
@@ -118,41 +126,181 @@ def act(rec: dict, command: str, actor: Actor, payload, now: datetime) -> tuple[
     new, step = proc.advance(rec, command, actor, data, now)
     check_may_act(actor, rec)
     new = {**new, "documents": dict(rec["documents"]), "police_units": list(rec["police_units"])}
-    if command == "attach_documents":
-        _add_documents(new, data["documents"], now)
-    elif command == "request_approval":
-        if data.get("team"):
-            new["team"] = data["team"]
-        minimum = proc.doc.get("minimum_team_size", 2)
-        if len(new["team"]) < minimum:
-            raise InvalidInput(
-                "the case team is too small",
-                {"team": [f"at least {minimum} officers must check the case (art. 5)"]})
-        new["transfer_report"] = data["transfer_report"]
-    elif command == "transfer":
-        _add_documents(new, data["documents"], now)
-        missing = [k for k in document_kinds() if k not in new["documents"]]
-        if transition.requires_documents and missing:
-            titles = [f"{k} ({document_kinds()[k]['title']})" for k in missing]
-            raise InvalidInput("the transfer lacks required documents (art. 6)",
-                               {"documents": [f"missing: {', '.join(titles)}"]})
-        new["counterpart_unit"] = data["police_unit"]
-        new["police_units"] = [data["police_unit"]]
-        new["procuratorate_unit"] = data["procuratorate_unit"]
-    elif command == "extend_review":
-        rule = proc.deadlines["review_decision"]["extensions"][data["extension"]]
-        clock = new["clocks"]["review_decision"]
-        new["clocks"] = {**new["clocks"], "review_decision": proc.clock(
-            "review_decision", datetime.fromisoformat(clock["started"]), rule["period"])}
-        new["deadline"] = proc.next_deadline(new["clocks"])
-    elif command == "forward":
-        new["counterpart_unit"] = data["competent_authority"]
-        new["police_units"].append(data["competent_authority"])
-    elif command == "request_supervision" and data.get("procuratorate_unit"):
-        new["procuratorate_unit"] = data["procuratorate_unit"]
-    if command in ("file", "decide_reconsideration") and data.get("filing_number"):
-        new["filing_number"] = data["filing_number"]
+    _check_timing(proc, rec, command, data, now)
+    handler = _STEPS.get(command)
+    if handler:
+        handler(new, rec, data, actor, now)
+    if command == "transfer":
+        _check_transfer_documents(new, transition.requires_documents)
     return new, {**step, "details": data}
+
+
+def _check_timing(proc: Procedure, rec: dict, command: str, data: dict, now: datetime) -> None:
+    """Steps the law allows only once a period has run out, or only after another step."""
+    state = rec["state"]
+    if command == "request_supervision" and state == "receipted" and \
+            not proc.overdue(rec, "review_decision", now):
+        due = rec["clocks"]["review_decision"]["due"]
+        raise InvalidTransition(
+            "the police still have time to decide whether to file",
+            {"command": [f"the 3-day review runs until {due} (Decree art. 8); afterwards the "
+                         "agency may turn to the procuratorate (刑诉规则 562)"]})
+    if command == "complete_materials" and "materials_completion" not in rec["clocks"]:
+        raise InvalidTransition("the police have not asked for more materials",
+                                {"command": ["request_materials comes first (程序规定 180 ¶2)"]})
+    if command == "issue_correction":
+        clock = "police_explanation" if state == "explanation_requested" else "ordered_filing"
+        if not proc.overdue(rec, clock, now):
+            raise InvalidTransition(
+                "the police's period has not run out",
+                {"command": [f"a correction follows a missed {clock} deadline "
+                             f"(due {rec['clocks'].get(clock, {}).get('due')}; "
+                             "刑诉规则 562, 564)"]})
+    if command == "not_file" and state == "explanation_requested" and \
+            rec.get("supervision_ground") != "review_overdue":
+        raise InvalidTransition(
+            "the police decided not to file already",
+            {"command": ["explain the refusal, or file (程序规定 182 ¶1)"]})
+    if command == "decide_supervision":
+        if state == "supervision_requested" and data["outcome"] == "order_filing":
+            raise InvalidTransition(
+                "the police must be asked to explain before a notice to file",
+                {"outcome": ["request_explanation first (刑事诉讼法 113; 刑诉规则 559-561)"]})
+        if state == "explanation_requested" and not proc.overdue(rec, "police_explanation",
+                                                                 now):
+            raise InvalidTransition(
+                "the police still have time to explain",
+                {"command": ["decide on their explanation, or after their 7 days have run "
+                             "out (刑诉规则 560, 562)"]})
+
+
+def _check_transfer_documents(new: dict, required: bool) -> None:
+    kinds = document_kinds()
+    missing = [k for k in kinds if k not in new["documents"]]
+    if required and missing:
+        titles = [f"{k} ({kinds[k]['title']})" for k in missing]
+        raise InvalidInput("the transfer lacks required documents (art. 6)",
+                           {"documents": [f"missing: {', '.join(titles)}"]})
+
+
+# ------------------------------------------------------------------ what each step records
+
+def _attach_documents(new, rec, data, actor, now):
+    _add_documents(new, data["documents"], now)
+
+
+def _record_prior_penalty(new, rec, data, actor, now):
+    new["prior_penalties"] = list(rec["prior_penalties"]) + [
+        {**p, "recorded_at": now.isoformat()} for p in data["penalties"]]
+
+
+def _request_approval(new, rec, data, actor, now):
+    if data.get("team"):
+        new["team"] = data["team"]
+    minimum = procedure().doc.get("minimum_team_size", 2)
+    if len(new["team"]) < minimum:
+        raise InvalidInput("the case team is too small",
+                           {"team": [f"at least {minimum} officers must check the case "
+                                     "(art. 5)"]})
+    new["transfer_report"] = data["transfer_report"]
+
+
+def _transfer(new, rec, data, actor, now):
+    _add_documents(new, data["documents"], now)
+    copy = procedure().doc["procuratorate_copy"]
+    new["counterpart_unit"] = data["police_unit"]
+    new["police_units"] = [data["police_unit"]]
+    new["procuratorate_unit"] = data["procuratorate_unit"]
+    new["procuratorate_copy"] = {**data["procuratorate_copy"], "title": copy["title"],
+                                 "basis": copy["article"], "to": data["procuratorate_unit"],
+                                 "recorded_at": now.isoformat()}
+
+
+def _complete_materials(new, rec, data, actor, now):
+    _add_documents(new, data["documents"], now)
+
+
+def _forward(new, rec, data, actor, now):
+    new["counterpart_unit"] = data["competent_authority"]
+    new["police_units"].append(data["competent_authority"])
+
+
+def _filing(new, rec, data, actor, now):
+    if data.get("filing_number"):
+        new["filing_number"] = data["filing_number"]
+
+
+def _request_supervision(new, rec, data, actor, now):
+    data["ground"] = {"receipted": "review_overdue"}.get(rec["state"], rec["state"])
+    new["supervision_ground"] = data["ground"]
+    if data.get("procuratorate_unit"):
+        new["procuratorate_unit"] = data["procuratorate_unit"]
+    if not new.get("procuratorate_unit"):
+        raise InvalidInput("which procuratorate?",
+                           {"procuratorate_unit": ["required: no copy went to one"]})
+
+
+def _end_investigation(new, rec, data, actor, now):
+    new["investigation"] = {**data, "at": now.isoformat()}
+
+
+def _decide_prosecution(new, rec, data, actor, now):
+    new["prosecution"] = {**data, "at": now.isoformat()}
+    if data["outcome"] == "prosecute":
+        new["court_unit"] = data["court_unit"]
+
+
+def _record_judgment(new, rec, data, actor, now):
+    new["judgment"] = {**data, "at": now.isoformat()}
+
+
+def _return_for_penalty(new, rec, data, actor, now):
+    if actor.role == "procuratorate" and not data.get("procuratorial_opinion_number"):
+        raise InvalidInput("a case not prosecuted goes back with a procuratorial opinion",
+                           {"procuratorial_opinion_number": [
+                               "the 检察意见书 number (刑事诉讼法 177 ¶3)"]})
+    new["returned_by"] = {"role": actor.role, "unit": actor.unit, "at": now.isoformat(),
+                          "reason": data["reason"]}
+
+
+def _decide_administratively(new, rec, data, actor, now):
+    """以罚代刑 (Decree art. 11 para. 1): a case that meets a judgment rule and whose
+    transfer the head refused may be closed administratively only with a reason why it is
+    not transferred, and the step carries a warning the procuratorate can see."""
+    data["warning"] = None
+    rules = criminal_rules(rec)
+    if rec["state"] == "refused" and rules:
+        if not data.get("override_reason"):
+            raise InvalidInput(
+                "this case meets the judgment standards for a criminal referral",
+                {"override_reason": [
+                    f"say why it is not transferred although it meets {', '.join(rules)}: "
+                    "an administrative penalty may not replace a transfer (Decree art. 11 ¶1)"]})
+        data["warning"] = {
+            "code": "penalty_instead_of_transfer",
+            "message": "以罚代刑风险：案件符合移送标准，负责人不批准移送后作行政处理",
+            "article": "11 ¶1; 16 ¶2", "rules": rules}
+        new["warnings"] = list(rec.get("warnings", [])) + [
+            {**data["warning"], "at": now.isoformat(), "reason": data["override_reason"]}]
+    new["administrative_decision"] = {**data, "at": now.isoformat()}
+
+
+_STEPS = {
+    "attach_documents": _attach_documents,
+    "record_prior_penalty": _record_prior_penalty,
+    "request_approval": _request_approval,
+    "transfer": _transfer,
+    "complete_materials": _complete_materials,
+    "forward": _forward,
+    "file": _filing,
+    "decide_reconsideration": _filing,
+    "request_supervision": _request_supervision,
+    "end_investigation": _end_investigation,
+    "decide_prosecution": _decide_prosecution,
+    "record_judgment": _record_judgment,
+    "return_for_penalty": _return_for_penalty,
+    "decide_administratively": _decide_administratively,
+}
 
 
 def _add_documents(rec: dict, documents: list, now: datetime) -> None:

@@ -9,10 +9,15 @@ from shared import handoffs as handoff  # module import: nameko run must not see
 from shared.auth import verify_token
 from shared.logging import configure_logging
 from shared.nameko_ext import Database, OutboxRelay, rpc
+from shared.standards import judgment_rules
 from shared.tokenkeys import check_startup
 
 configure_logging("police_handoff")
 check_startup("police_handoff")   # production: no start without fit token keys
+# a bad CRIMINAL_REFERRAL_PERIODS or LIANDONG_JUDGMENT_PARAMETERS stops the service at
+# start, naming the variable and the key, instead of failing the first request
+domain.procedure()
+judgment_rules()
 
 
 class PoliceHandoffService(handoff.HandoffService):

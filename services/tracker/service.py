@@ -9,6 +9,7 @@ from datetime import datetime, timedelta, timezone
 from nameko.timer import timer
 
 from services.tracker import domain
+from services.tracker import outcomes as oc
 from services.tracker import store as st
 from shared.auth import require_role, verify_token
 from shared.errors import InvalidInput, NotAllowed, NotFound, bounded
@@ -107,6 +108,18 @@ class TrackerService:
             rows, steps = st.all_for_statistics(s, _date(start, "start"), _date(end, "end"))
         rows = [r for r in rows if domain.can_view(actor, r)]
         return domain.statistics_of(rows, steps, group_by)
+
+    @rpc
+    def outcomes(self, token, group_by="county", start=None, end=None):
+        """Criminal referrals' outcomes (filing -> prosecution -> conviction) by county or
+        offence, over the referrals the caller may see (issue 22 part 3)."""
+        actor = verify_token(token)
+        if group_by not in oc.GROUPS:
+            raise InvalidInput("unknown grouping",
+                               {"group_by": [f"one of: {', '.join(oc.GROUPS)}"]})
+        with self.db.session() as s:
+            return oc.funnel(s, st.outcomes, st.handoffs, st.visible_to(actor), group_by,
+                             _date(start, "start"), _date(end, "end"))
 
     @rpc
     def metrics(self):

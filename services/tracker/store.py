@@ -28,6 +28,7 @@ from sqlalchemy import (
 )
 
 from services.tracker import domain
+from services.tracker import outcomes as oc
 from shared import envelope as env
 from shared.db import Store
 from shared.messaging import claim_many, messaging_tables, stage
@@ -118,6 +119,7 @@ subject_locks = Table(
     "subject_locks", metadata,   # serializes the events of one subject (PostgreSQL)
     Column("subject", String(64), primary_key=True),
 )
+outcomes = oc.define(metadata)   # criminal referrals' milestones (services/tracker/outcomes.py)
 
 
 def _is_open(kind: str, state: str) -> bool:
@@ -216,6 +218,7 @@ def apply_batch(session, envelopes: list[dict], consumer: str) -> dict[str, int]
             new_parked.pop(key, None)
     _write(session, state, rows, steps, new_parked,
            [k for k in stored_parked if k not in waiting])
+    oc.write(session, outcomes, steps)
     return counts
 
 
@@ -403,5 +406,5 @@ def overdue_count(session, now: datetime) -> int:
 def reset(session) -> None:
     """Forget the read model (alerts stay: an alert raised once is never raised again)."""
     inbox = messaging_tables(metadata)["inbox"]
-    for table in (timeline, handoff_units, handoffs, parked, inbox):
+    for table in (timeline, handoff_units, handoffs, parked, inbox, outcomes):
         session.execute(delete(table))

@@ -74,6 +74,14 @@ class DocumentSchema(Base):
 county_field = fields.String(required=True, validate=validate.OneOf(list(COUNTIES)))
 
 
+class IsoDate(fields.Date):
+    """A calendar date (YYYY-MM-DD), checked on load and kept as its ISO text, so the
+    loaded payload stays plain JSON (a date of a document, a judgment, a payment)."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        return super()._deserialize(value, attr, data, **kwargs).isoformat()
+
+
 def json_safe(value):
     """Loaded data as plain JSON values (Decimal -> str), fit for JSON columns/events."""
     if isinstance(value, dict):

@@ -40,6 +40,7 @@ from tests.helpers import (
     CITY_COMMAND,
     COORDINATOR,
     COUNTY_COMMAND,
+    COURT,
     HEAD,
     MARKET,
     OTHER_COUNTY_COMMAND,
@@ -74,6 +75,7 @@ ACTORS: dict[str, Actor | None] = {
     "police": POLICE,                             # lucheng-psb
     "police@ouhai": POLICE_2,                     # ouhai-psb
     "procuratorate": PROCURATORATE,               # lucheng-procuratorate
+    "court": COURT,                               # lucheng-court (criminal referrals only)
     "market_regulation": MARKET,                  # wenzhou-amr (city level)
     "market_regulation@ruian": OTHER_MARKET,      # ruian-amr
     "coordinator": COORDINATOR,
@@ -104,7 +106,7 @@ def matrix(text: str) -> dict[str, dict[str, int]]:
 #               column, one wenzhou-amr sent to lucheng-team-1): overseers (city_command,
 #               coordinator, operator, system) all; market regulation its own unit's;
 #               an enforcement unit its own; county centre and agency head their county's;
-#               police and procuratorate none. Also the list and the board.
+#               police, procuratorate and court none. Also the list and the board.
 # ack_t2m       acknowledge (side: receiver) of lucheng-team-1 -> wenzhou-amr: only the
 #               receiving unit; lucheng-command has a receiver role elsewhere but is
 #               neither a market_regulation role here nor the receiver.
@@ -126,6 +128,7 @@ agency_head@ruian         403      403        403     403      403    403
 police                    403      403        403     403      403    403
 police@ouhai              403      403        403     403      403    403
 procuratorate             403      403        403     403      403    403
+court                     403      403        403     403      403    403
 market_regulation         403      201        200     200      403    200
 market_regulation@ruian   403      201        403     403      403    403
 coordinator               403      403        200     403      403    403
@@ -180,6 +183,7 @@ agency_head@ruian            403           403            403         403       
 police                       403           403            403         200        200     200     403        403
 police@ouhai                 403           403            403         403        403     403     403        403
 procuratorate                403           403            403         403        403     403     403        403
+court                        403           403            403         403        403     403     403        403
 market_regulation            403           403            403         200        403     200     403        403
 market_regulation@ruian      403           403            403         403        403     403     403        403
 coordinator                  403           403            403         200        200     403     403        403
@@ -230,6 +234,7 @@ agency_head@ruian         403      403        403          403        403    403
 police                    403      403        403          403        403    403     403
 police@ouhai              403      403        403          403        403    403     403
 procuratorate             403      403        403          403        403    403     403
+court                     403      403        403          403        403    403     403
 market_regulation         403      403        403          403        403    403     403
 market_regulation@ruian   403      403        403          403        403    403     403
 coordinator               403      200        200          200        403    403     403

@@ -140,7 +140,7 @@ def test_committed_contracts_are_generated_from_the_code():
 def test_drift_names_each_changed_missing_and_stale_file(tmp_path):
     directory = tmp_path / "contracts"
     written = contracts.write(directory)
-    assert len(written) == len(event_schemas()) + 2  # + envelope + asyncapi.yaml
+    assert len(written) == len(event_schemas()) + 3  # + envelope, asyncapi, review table
     assert contracts.drift(directory) == []
 
     changed = directory / "schemas" / "criminal_referral.filed.v1.json"
@@ -168,8 +168,33 @@ def test_drift_names_each_changed_missing_and_stale_file(tmp_path):
 
 def test_drift_of_an_empty_directory_lists_every_file(tmp_path):
     problems = contracts.drift(tmp_path / "contracts")
-    assert len(problems) == len(event_schemas()) + 2
+    assert len(problems) == len(event_schemas()) + 3
     assert all(p.endswith(" is missing") for p in problems)
+
+
+def test_review_table_lists_every_deadline_step_and_rule_with_its_source(tmp_path):
+    """Issue 22: one generated page a lawyer reviews; editing the YAML without
+    `make contracts` is drift."""
+    from shared.procedure import Procedure
+    from shared.standards import judgment_rules
+    page = contracts.standards_table()
+    proc = Procedure.load("criminal_referral")
+    for deadline_id, rule in proc.deadlines.items():
+        line = next(x for x in page.splitlines() if x.startswith(f"| `{deadline_id}` |"))
+        assert line.rstrip(" |").endswith(rule["article"].replace("|", "\\|")), line
+    for command in proc.commands:
+        assert f"| `{command}` |" in page
+    for rule in judgment_rules().rules:
+        line = next(x for x in page.splitlines() if x.startswith(f"| `{rule.id}` |"))
+        assert rule.legal_basis in line
+    assert "| `penalty_report` |" in page and "CRIMINAL_REFERRAL_PERIODS" in page
+    assert "高检会〔2006〕2号 item 1" in page and "fraud_relatively_large_yuan" in page
+    directory = tmp_path / "contracts"
+    contracts.write(directory)
+    table = directory / "standards" / "README.md"
+    table.write_text(table.read_text(encoding="utf-8").replace("| 3d |", "| 7d |", 1),
+                     encoding="utf-8")
+    assert contracts.drift(directory) == ["contracts/standards/README.md differs from the code"]
 
 
 def test_generation_is_deterministic():

@@ -81,6 +81,10 @@ function toLocalInput(iso) {
 
 function stringControl(name, n, required, value, ctx) {
   const long = (n.maxLength || 0) >= 1000;
+  if (n.format === "date") {
+    const input = h("input", { type: "date", value: text(value) });
+    return leaf(name, required, input, () => input.value || undefined);
+  }
   if (n.format === "date-time") {
     const input = h("input", { type: "datetime-local", value: toLocalInput(value) });
     return leaf(name, required, input,
