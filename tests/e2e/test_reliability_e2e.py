@@ -135,13 +135,9 @@ def _count(store, table, where) -> int:
         return s.execute(select(func.count()).select_from(table).where(where)).scalar()
 
 
-def test_dead_letter_replayed_from_the_cli_after_a_fix(stack):
-    """An event signed by a publisher whose public key has not reached this consumer yet
-    is dead-lettered; once the key is installed, the operator replays it."""
-    import subprocess
-    import sys
-
-    from tests.conftest import ROOT
+def dead_lettered_for_want_of_key(stack) -> tuple[dict, dict]:
+    """(event, its dead letter): a real event published while the tracker lacks the
+    publisher's public key; the key is back (the fix) when this returns."""
     event = real_envelopes(stack, 1)[0]
     pub = stack.tmp / "keys" / "police_handoff.pub"
     hidden = pub.with_suffix(".away")
@@ -150,9 +146,20 @@ def test_dead_letter_replayed_from_the_cli_after_a_fix(stack):
         publish(stack.amqp_uri, env.encode(event), event["type"], event["id"])
         letter = wait_for(lambda: dead_letter(stack.amqp_uri, event["id"]),
                           message="dead-lettered for want of the key")
-        assert "no public key" in letter["reason"]
     finally:
         hidden.rename(pub)              # the fix: the key is distributed
+    return event, letter
+
+
+def test_dead_letter_replayed_from_the_cli_after_a_fix(stack):
+    """An event signed by a publisher whose public key has not reached this consumer yet
+    is dead-lettered; once the key is installed, the operator replays it."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+    event, letter = dead_lettered_for_want_of_key(stack)
+    assert "no public key" in letter["reason"]
     out = subprocess.run([sys.executable, "-m", "shared.cli", "dead-letters", "replay",
                           "--queue", "tracker.events"], cwd=ROOT, env=stack.env,
                          capture_output=True, text=True, timeout=120)
