@@ -58,7 +58,7 @@ contracts: venv ## regenerate contracts/ (JSON Schemas, AsyncAPI) from the code
 lint: venv ## ruff
 	$(BIN)/ruff check shared services tests
 
-bench: venv servers ## events/s and latency vs the broker's ceiling, board at 1M (~3 min; ARGS=--help)
+bench: venv servers ## (c) Liandong vs (d) the plain nameko peer, broker ceiling, board at 1M (ARGS=--help; ARGS=--smoke: brief, as make test runs it)
 	$(BIN)/python -m bench $(ARGS)
 
 clean: ## remove the virtual environment and local data
