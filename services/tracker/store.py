@@ -11,6 +11,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     DateTime,
+    Float,
     Index,
     Integer,
     MetaData,
@@ -20,6 +21,7 @@ from sqlalchemy import (
     bindparam,
     delete,
     event,
+    extract,
     func,
     insert,
     or_,
@@ -36,8 +38,7 @@ from shared.procedure import Procedure
 
 SERVICE = "tracker"
 SOURCE = "/wenzhou/coordination/tracker"
-KIND_AGENCY = {"criminal_referral": "police", "market_referral": "market_regulation",
-               "joint_action": "command", "assistance_request": "command"}
+KIND_AGENCY = domain.AGENCY
 
 metadata = MetaData()
 handoffs = Table(
@@ -121,6 +122,47 @@ subject_locks = Table(
 )
 outcomes = oc.define(metadata)   # criminal referrals' milestones (services/tracker/outcomes.py)
 
+# The deadline sweep's work list (issue 21): one row per open handoff whose current
+# deadline is binding and has an alert still to raise, with the level it raises next.
+# The sweep reads only the rows whose next alert is due (an index range on the level and
+# the due time), so its cost is the number of new alerts, not the backlog of overdue cases.
+alert_clocks = Table(
+    "alert_clocks", metadata,
+    Column("handoff_id", String(64), primary_key=True),
+    Column("deadline_id", String(60), nullable=False),
+    Column("due", DateTime(timezone=True), nullable=False),
+    Column("deadline", JSON, nullable=False),
+    Column("next_level", String(20), nullable=False),   # approaching | breached
+)
+Index("ix_tracker_alert_clocks", alert_clocks.c.next_level, alert_clocks.c.due)
+
+# Statistics kept as counters while events are applied (issue 21), so a statistics view
+# reads a few thousand counter rows instead of every handoff and step of all years.
+# Keys: the day the handoff was created (UTC, 'YYYY-MM-DD'), its county, domain and kind
+# ('' where a handoff has none: key columns cannot be NULL).
+_STATS_KEY = ("day", "county", "domain", "kind")
+stats_cases = Table(
+    "stats_cases", metadata,   # handoffs by key and current state
+    *(Column(c, String(40), primary_key=True) for c in _STATS_KEY),
+    Column("state", String(40), primary_key=True),
+    Column("open", Boolean, primary_key=True),
+    Column("n", Integer, nullable=False),
+)
+stats_steps = Table(
+    "stats_steps", metadata,   # steps by key and command, with hours since the previous one
+    *(Column(c, String(40), primary_key=True) for c in _STATS_KEY),
+    Column("command", String(40), primary_key=True),
+    Column("n", Integer, nullable=False),
+    Column("timed", Integer, nullable=False),      # steps that have a previous step
+    Column("hours", Float, nullable=False),        # sum of their hours since it
+)
+tracker_meta = Table(
+    "tracker_meta", metadata,   # which derived tables this database has been filled for
+    Column("key", String(60), primary_key=True),
+    Column("value", String(200), nullable=False),
+)
+DERIVED_VERSION = ("derived", "issue-21/1")   # alert clocks + statistics counters
+
 
 def _is_open(kind: str, state: str) -> bool:
     try:
@@ -185,10 +227,16 @@ def apply_batch(session, envelopes: list[dict], consumer: str) -> dict[str, int]
     subjects = sorted({e["subject"] for e in fresh})
     state = {r.handoff_id: {"step": r.step, "units": set(r.units or []), "search": r.search,
                             "domain": r.domain, "exists": True,
-                            "named_before": set(r.units or [])}
+                            "named_before": set(r.units or []),
+                            "counted": (_stats_key(r.created_at, r.county, r.domain, r.kind),
+                                        r.state, r.open),
+                            "created_at": _utc(r.created_at), "last_at": _utc(r.updated_at)}
              for r in session.execute(select(handoffs.c.handoff_id, handoffs.c.step,
                                              handoffs.c.units, handoffs.c.search,
-                                             handoffs.c.domain)
+                                             handoffs.c.domain, handoffs.c.created_at,
+                                             handoffs.c.county, handoffs.c.kind,
+                                             handoffs.c.state, handoffs.c.open,
+                                             handoffs.c.updated_at)
                                       .where(handoffs.c.handoff_id.in_(subjects)))}
     waiting = {(r.subject, r.sequence): r.envelope for r in session.execute(
         select(parked.c.subject, parked.c.sequence, parked.c.envelope)
@@ -196,12 +244,14 @@ def apply_batch(session, envelopes: list[dict], consumer: str) -> dict[str, int]
     stored_parked = set(waiting)
     rows: dict[str, dict] = {}
     steps: list[dict] = []
+    step_counts: dict[tuple, list] = {}
     new_parked: dict[tuple, dict] = {}
     for e in fresh:
         subject, seq = e["subject"], e["sequence"]
         cur = state.setdefault(subject, {"step": 0, "units": set(), "search": "",
                                          "domain": None, "exists": False,
-                                         "named_before": set()})
+                                         "named_before": set(), "counted": None,
+                                         "created_at": None, "last_at": None})
         if cur["step"] >= seq:
             counts["stale"] += 1
             continue
@@ -210,21 +260,25 @@ def apply_batch(session, envelopes: list[dict], consumer: str) -> dict[str, int]
                 waiting[(subject, seq)] = new_parked[(subject, seq)] = e
             counts["parked"] += 1
             continue
-        _apply_in_memory(cur, rows, steps, e)
+        _apply_in_memory(cur, rows, steps, e, step_counts)
         counts["applied"] += 1
         while (subject, cur["step"] + 1) in waiting:   # successors that came early
             key = (subject, cur["step"] + 1)
-            _apply_in_memory(cur, rows, steps, waiting.pop(key))
+            _apply_in_memory(cur, rows, steps, waiting.pop(key), step_counts)
             new_parked.pop(key, None)
     _write(session, state, rows, steps, new_parked,
            [k for k in stored_parked if k not in waiting])
     oc.write(session, outcomes, steps)
+    _count(session, state, rows, step_counts)
+    _set_clocks(session, rows)
     return counts
 
 
-def _apply_in_memory(cur: dict, rows: dict, steps: list, envelope: dict) -> None:
+def _apply_in_memory(cur: dict, rows: dict, steps: list, envelope: dict,
+                     step_counts: dict) -> None:
     data, seq, subject = envelope["data"], envelope["sequence"], envelope["subject"]
     at = datetime.fromisoformat(data["at"])
+    created_at = cur["created_at"] = cur["created_at"] or at
     deadline = data.get("deadline")
     cur["units"] |= domain.units_of(data)
     cur["search"] = " ".join(filter(None, [cur["search"], _search_text(data)]))[:1000]
@@ -241,6 +295,14 @@ def _apply_in_memory(cur: dict, rows: dict, steps: list, envelope: dict) -> None
                 "deadline": deadline,
                 "deadline_due": datetime.fromisoformat(deadline["due"]) if deadline else None,
                 "search": cur["search"], "updated_at": at})
+    key = (*_stats_key(created_at, data.get("county"), cur["domain"], data["kind"]),
+           data["command"])
+    counter = step_counts.setdefault(key, [0, 0, 0.0])
+    counter[0] += 1
+    if cur["last_at"] is not None:
+        counter[1] += 1
+        counter[2] += (at - cur["last_at"]).total_seconds() / 3600
+    cur["last_at"] = at
     steps.append({"handoff_id": subject, "step": seq, "event_id": envelope["id"],
                   "type": envelope["type"], "command": data["command"],
                   "state": data["state"], "actor": envelope.get("actor"),
@@ -270,6 +332,84 @@ def _write(session, state, rows, steps, new_parked, unparked) -> None:
             for (s, q), e in new_parked.items()])
     if unparked:
         session.execute(_DELETE_PARKED, [{"_subject": s, "_sequence": q} for s, q in unparked])
+
+
+def _stats_key(created_at: datetime, county, domain_, kind) -> tuple[str, str, str, str]:
+    return (_utc(created_at).astimezone(timezone.utc).date().isoformat(), county or "",
+            domain_ or "", kind or "")
+
+
+def _add(session, table: Table, keys: tuple[str, ...], deltas: dict[tuple, list],
+         values: tuple[str, ...]) -> None:
+    """Add ``deltas`` (key -> amounts) to the counters of ``table`` in one statement,
+    in key order (two batches touching the same counters lock them in the same order)."""
+    if not deltas:
+        return
+    if session.bind.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as upsert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as upsert
+    statement = upsert(table)
+    statement = statement.on_conflict_do_update(
+        index_elements=list(keys),
+        set_={v: table.c[v] + statement.excluded[v] for v in values})
+    session.execute(statement, [
+        {**dict(zip(keys, key, strict=True)), **dict(zip(values, amounts, strict=True))}
+        for key, amounts in sorted(deltas.items())])
+
+
+def _count(session, state: dict, rows: dict, step_counts: dict) -> None:
+    """Move each changed handoff from its old (key, state, open) counter to its new one,
+    and add this batch's steps."""
+    cases: dict[tuple, list] = {}
+    for subject, row in rows.items():
+        new = (*_stats_key(state[subject]["created_at"], row["county"], row["domain"],
+                           row["kind"]), row["state"], row["open"])
+        old = state[subject]["counted"]
+        old = (*old[0], old[1], old[2]) if old else None
+        if old == new:
+            continue
+        if old is not None:
+            cases.setdefault(old, [0])[0] -= 1
+        cases.setdefault(new, [0])[0] += 1
+    _add(session, stats_cases, (*_STATS_KEY, "state", "open"),
+         {k: v for k, v in cases.items() if v[0]}, ("n",))
+    _add(session, stats_steps, (*_STATS_KEY, "command"), step_counts,
+         ("n", "timed", "hours"))
+
+
+def _binding(row: dict) -> dict | None:
+    deadline = row.get("deadline")
+    if row.get("open") and deadline and deadline.get("obligation", "must") == "must":
+        return deadline
+    return None
+
+
+def _set_clocks(session, rows: dict) -> None:
+    """Keep each changed handoff's alert clock on its current binding deadline: a new
+    deadline starts at 'approaching', the same deadline keeps its level, none removes it."""
+    if not rows:
+        return
+    current = {r.handoff_id: (r.deadline_id, r.due) for r in session.execute(
+        select(alert_clocks.c.handoff_id, alert_clocks.c.deadline_id, alert_clocks.c.due)
+        .where(alert_clocks.c.handoff_id.in_(list(rows))))}
+    gone, new = [], []
+    for subject, row in rows.items():
+        deadline = _binding(row)
+        due = datetime.fromisoformat(deadline["due"]) if deadline else None
+        old = current.get(subject)
+        if old is not None and deadline is not None and old[0] == deadline["id"] \
+                and _utc(old[1]) == due:
+            continue
+        if old is not None:
+            gone.append(subject)
+        if deadline is not None:
+            new.append({"handoff_id": subject, "deadline_id": deadline["id"], "due": due,
+                        "deadline": deadline, "next_level": "approaching"})
+    if gone:
+        session.execute(delete(alert_clocks).where(alert_clocks.c.handoff_id.in_(gone)))
+    if new:
+        session.execute(insert(alert_clocks), new)
 
 
 def _plain(row, now: datetime | None = None) -> dict:
@@ -342,11 +482,33 @@ def board(session, now: datetime, *, kind=None, county=None, agency=None, domain
     return [_plain(r, now) for r in session.execute(query).mappings()]
 
 
-def open_with_deadline(session, until: datetime) -> list[dict]:
-    query = select(handoffs).where(handoffs.c.open.is_(True),
-                                   handoffs.c.deadline_due.is_not(None),
-                                   handoffs.c.deadline_due <= until)
+def due_clocks(session, now: datetime, window, limit: int = 5000) -> list[dict]:
+    """The handoffs whose next deadline alert is due (at most ``limit``, earliest first):
+    'approaching' clocks due within ``window``, 'breached' clocks past due. Each row has
+    the handoff's fields an alert carries and its deadline."""
+    query = (select(alert_clocks.c.handoff_id, alert_clocks.c.deadline,
+                    alert_clocks.c.next_level, handoffs.c.kind, handoffs.c.case_number,
+                    handoffs.c.county, handoffs.c.owner_unit, handoffs.c.counterpart_unit,
+                    handoffs.c.state, handoffs.c.open)
+             .join(handoffs, handoffs.c.handoff_id == alert_clocks.c.handoff_id)
+             .where(or_(and_(alert_clocks.c.next_level == "approaching",
+                             alert_clocks.c.due <= now + window),
+                        and_(alert_clocks.c.next_level == "breached",
+                             alert_clocks.c.due <= now)))
+             .order_by(alert_clocks.c.due).limit(limit))
     return [dict(r) for r in session.execute(query).mappings()]
+
+
+def advance_clocks(session, raised: list[tuple[dict, str]]) -> None:
+    """After alerts of ``raised`` (row, level): a breach ends the clock, an approach
+    leaves the breach to come."""
+    ended = [row["handoff_id"] for row, level in raised if level == "breached"]
+    waiting = [row["handoff_id"] for row, level in raised if level == "approaching"]
+    if ended:
+        session.execute(delete(alert_clocks).where(alert_clocks.c.handoff_id.in_(ended)))
+    if waiting:
+        session.execute(update(alert_clocks).where(alert_clocks.c.handoff_id.in_(waiting))
+                        .values(next_level="breached"))
 
 
 def raise_alert(session, row: dict, level: str, now: datetime) -> dict | None:
@@ -372,24 +534,106 @@ def raise_alert(session, row: dict, level: str, now: datetime) -> dict | None:
     return envelope
 
 
-def all_for_statistics(session, start=None, end=None) -> tuple[list[dict], list[dict]]:
-    query = select(handoffs)
+def _day(session, column):
+    """SQL: the UTC day ('YYYY-MM-DD') of a timestamp column."""
+    if session.bind.dialect.name == "postgresql":
+        return func.to_char(func.timezone("UTC", column), "YYYY-MM-DD")
+    return func.substr(column, 1, 10)    # SQLite keeps UTC text 'YYYY-MM-DD HH:MM:SS'
+
+
+def _hours(session, later, earlier):
+    if session.bind.dialect.name == "postgresql":
+        return extract("epoch", later - earlier) / 3600.0
+    return (func.julianday(later) - func.julianday(earlier)) * 24.0
+
+
+def _group(column, group_by: str):
+    """The grouping expression over a 'YYYY-MM-DD' day column or a key column."""
+    if group_by == "month":
+        return func.substr(column, 1, 7)
+    return column
+
+
+def _counter_parts(session, group_by: str, start, end, where) -> tuple[list, list]:
+    """(cases, steps) from the counters: (group, state, open, n) and
+    (group, command, n, timed, hours), for the days in [start, end) and ``where``."""
+    def ranged(table, query):
+        if start:
+            query = query.where(table.c.day >= start.date().isoformat())
+        if end:
+            query = query.where(table.c.day < end.date().isoformat())
+        return query.where(*where(table))
+
+    column = "day" if group_by == "month" else ("kind" if group_by == "agency" else group_by)
+    g = _group(stats_cases.c[column], group_by)
+    cases = session.execute(ranged(stats_cases, select(
+        g, stats_cases.c.state, stats_cases.c.open, func.sum(stats_cases.c.n))
+        .group_by(g, stats_cases.c.state, stats_cases.c.open))).all()
+    g = _group(stats_steps.c[column], group_by)
+    steps = session.execute(ranged(stats_steps, select(
+        g, stats_steps.c.command, func.sum(stats_steps.c.n), func.sum(stats_steps.c.timed),
+        func.sum(stats_steps.c.hours)).group_by(g, stats_steps.c.command))).all()
+    return [tuple(r) for r in cases], [tuple(r) for r in steps]
+
+
+def _live_parts(session, group_by: str, start, end, visible) -> tuple[list, list]:
+    """The same (cases, steps) computed from the handoffs and timeline themselves, for
+    the few handoffs a unit sees (``visible``: a condition on handoffs)."""
+    column = _day(session, handoffs.c.created_at) if group_by == "month" else (
+        handoffs.c.kind if group_by == "agency" else handoffs.c[group_by])
+    g = _group(column, group_by) if group_by == "month" else func.coalesce(column, "")
+    ranged = [visible]
     if start:
-        query = query.where(handoffs.c.created_at >= start)
+        ranged.append(handoffs.c.created_at >= start)
     if end:
-        query = query.where(handoffs.c.created_at < end)
-    rows = [_plain(r) for r in session.execute(query).mappings()]
-    now = datetime.now(timezone.utc)
-    for r in rows:
-        due = r.get("deadline_due")
-        r["overdue"] = bool(r["open"] and due and datetime.fromisoformat(due) < now)
-    ids = [r["handoff_id"] for r in rows]
-    steps = []
-    for i in range(0, len(ids), 500):
-        q = select(timeline.c.handoff_id, timeline.c.step, timeline.c.command, timeline.c.at
-                   ).where(timeline.c.handoff_id.in_(ids[i:i + 500]))
-        steps += [_plain(s) for s in session.execute(q).mappings()]
-    return rows, steps
+        ranged.append(handoffs.c.created_at < end)
+    cases = session.execute(select(g, handoffs.c.state, handoffs.c.open, func.count())
+                            .where(*ranged).group_by(g, handoffs.c.state, handoffs.c.open)).all()
+    previous = timeline.alias("previous")
+    hours = _hours(session, timeline.c.at, previous.c.at)
+    steps = session.execute(
+        select(g, timeline.c.command, func.count(), func.count(previous.c.step),
+               func.coalesce(func.sum(hours), 0.0))
+        .select_from(timeline.join(handoffs, handoffs.c.handoff_id == timeline.c.handoff_id)
+                     .outerjoin(previous, and_(previous.c.handoff_id == timeline.c.handoff_id,
+                                               previous.c.step == timeline.c.step - 1)))
+        .where(*ranged).group_by(g, timeline.c.command)).all()
+    return [tuple(r) for r in cases], [tuple(r) for r in steps]
+
+
+def statistics(session, group_by: str, start, end, now: datetime, actor=None) -> dict:
+    """The parts of the statistics view ``group_by`` over the handoffs created in
+    [start, end) that ``actor`` may see: {"cases", "steps", "overdue"} rows for
+    ``domain.statistics_from``. All-seeing roles read the counters; a county centre or
+    agency head reads them for its county's county-wide kinds and the rest live; a unit
+    reads its own handoffs live (few: those that name it)."""
+    visible = visible_to(actor) if actor is not None else None
+    cases, steps = [], []
+    if visible is None:
+        cases, steps = _counter_parts(session, group_by, start, end, lambda t: ())
+    else:
+        live = visible
+        if actor.role in domain.COUNTY_ROLES:
+            def county_wide(t):   # never NULL (NOT of NULL would drop a row): coalesce
+                out = [t.c.kind.in_(domain.COUNTY_WIDE_KINDS)]
+                return out + ([func.coalesce(t.c.county, "") == actor.county]
+                              if actor.county else [])
+            cases, steps = _counter_parts(session, group_by, start, end, county_wide)
+            live = and_(visible, ~and_(*county_wide(handoffs)))
+        more_cases, more_steps = _live_parts(session, group_by, start, end, live)
+        cases, steps = cases + more_cases, steps + more_steps
+    column = _day(session, handoffs.c.created_at) if group_by == "month" else (
+        handoffs.c.kind if group_by == "agency" else handoffs.c[group_by])
+    g = _group(column, group_by) if group_by == "month" else func.coalesce(column, "")
+    late = [handoffs.c.open.is_(True), handoffs.c.deadline_due < now]
+    if visible is not None:
+        late.append(visible)
+    if start:
+        late.append(handoffs.c.created_at >= start)
+    if end:
+        late.append(handoffs.c.created_at < end)
+    overdue = session.execute(select(g, func.count()).where(*late).group_by(g)).all()
+    return {"cases": cases, "steps": steps, "overdue": [tuple(r) for r in overdue]}
 
 
 def counts_by_state(session) -> list[tuple[str, str, int]]:
@@ -406,5 +650,26 @@ def overdue_count(session, now: datetime) -> int:
 def reset(session) -> None:
     """Forget the read model (alerts stay: an alert raised once is never raised again)."""
     inbox = messaging_tables(metadata)["inbox"]
-    for table in (timeline, handoff_units, handoffs, parked, inbox, outcomes):
+    for table in (timeline, handoff_units, handoffs, parked, inbox, outcomes, alert_clocks,
+                  stats_cases, stats_steps):
         session.execute(delete(table))
+    mark_derived(session)
+
+
+def derived_ready(session) -> bool:
+    """Whether this database's counters and alert clocks were filled by this version's
+    code from the first event on (a new or reset database) — else a rebuild fills them."""
+    found = session.execute(select(tracker_meta.c.value).where(
+        tracker_meta.c.key == DERIVED_VERSION[0])).scalar()
+    if found == DERIVED_VERSION[1]:
+        return True
+    if found is None and session.execute(select(handoffs.c.handoff_id).limit(1)).first() is None:
+        mark_derived(session)          # nothing applied yet: counted from the start
+        return True
+    return False
+
+
+def mark_derived(session) -> None:
+    session.execute(delete(tracker_meta).where(tracker_meta.c.key == DERIVED_VERSION[0]))
+    session.execute(insert(tracker_meta).values(key=DERIVED_VERSION[0],
+                                                value=DERIVED_VERSION[1]))
