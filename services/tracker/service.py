@@ -90,15 +90,10 @@ class TrackerService:
         """One sweep: only the handoffs whose next alert is due are read (their alert
         clocks), so a sweep with nothing new to raise costs one index probe."""
         now = now or _now()
-        raised = 0
         with self.db.transaction() as s:
             if not _derived_ready(s):
                 return 0          # health says: run `liandong rebuild-tracker` once
-            due = domain.due_alerts(st.due_clocks(s, now, APPROACHING, SWEEP_LIMIT),
-                                    now, APPROACHING)
-            for row, level in due:
-                raised += st.raise_alert(s, row, level, now) is not None
-            st.advance_clocks(s, due)
+            raised = st.sweep(s, now, APPROACHING, SWEEP_LIMIT)
         return raised
 
     @rpc

@@ -21,7 +21,6 @@ from sqlalchemy import (
     bindparam,
     delete,
     event,
-    extract,
     func,
     insert,
     or_,
@@ -33,7 +32,7 @@ from services.tracker import domain
 from services.tracker import outcomes as oc
 from shared import envelope as env
 from shared.db import Store
-from shared.messaging import claim_many, messaging_tables, stage
+from shared.messaging import claim_many, messaging_tables, stage_many
 from shared.procedure import Procedure
 
 SERVICE = "tracker"
@@ -156,12 +155,31 @@ stats_steps = Table(
     Column("timed", Integer, nullable=False),      # steps that have a previous step
     Column("hours", Float, nullable=False),        # sum of their hours since it
 )
+# the same counters per unit named in the handoff (handoff_units): what a unit, and a
+# county centre beyond its county's referrals, sees is counted without reading history
+unit_stats_cases = Table(
+    "unit_stats_cases", metadata,
+    Column("unit", String(100), primary_key=True),
+    *(Column(c, String(40), primary_key=True) for c in _STATS_KEY),
+    Column("state", String(40), primary_key=True),
+    Column("open", Boolean, primary_key=True),
+    Column("n", Integer, nullable=False),
+)
+unit_stats_steps = Table(
+    "unit_stats_steps", metadata,
+    Column("unit", String(100), primary_key=True),
+    *(Column(c, String(40), primary_key=True) for c in _STATS_KEY),
+    Column("command", String(40), primary_key=True),
+    Column("n", Integer, nullable=False),
+    Column("timed", Integer, nullable=False),
+    Column("hours", Float, nullable=False),
+)
 tracker_meta = Table(
     "tracker_meta", metadata,   # which derived tables this database has been filled for
     Column("key", String(60), primary_key=True),
     Column("value", String(200), nullable=False),
 )
-DERIVED_VERSION = ("derived", "issue-21/1")   # alert clocks + statistics counters
+DERIVED_VERSION = ("derived", "issue-21/2")   # alert clocks + statistics counters
 
 
 def _is_open(kind: str, state: str) -> bool:
@@ -230,7 +248,8 @@ def apply_batch(session, envelopes: list[dict], consumer: str) -> dict[str, int]
                             "named_before": set(r.units or []),
                             "counted": (_stats_key(r.created_at, r.county, r.domain, r.kind),
                                         r.state, r.open),
-                            "created_at": _utc(r.created_at), "last_at": _utc(r.updated_at)}
+                            "created_at": _utc(r.created_at), "last_at": _utc(r.updated_at),
+                            "stored_step": r.step}
              for r in session.execute(select(handoffs.c.handoff_id, handoffs.c.step,
                                              handoffs.c.units, handoffs.c.search,
                                              handoffs.c.domain, handoffs.c.created_at,
@@ -244,14 +263,15 @@ def apply_batch(session, envelopes: list[dict], consumer: str) -> dict[str, int]
     stored_parked = set(waiting)
     rows: dict[str, dict] = {}
     steps: list[dict] = []
-    step_counts: dict[tuple, list] = {}
+    step_counts: dict[str, list] = {}      # subject -> [(key, timed, hours)] of this batch
     new_parked: dict[tuple, dict] = {}
     for e in fresh:
         subject, seq = e["subject"], e["sequence"]
         cur = state.setdefault(subject, {"step": 0, "units": set(), "search": "",
                                          "domain": None, "exists": False,
                                          "named_before": set(), "counted": None,
-                                         "created_at": None, "last_at": None})
+                                         "created_at": None, "last_at": None,
+                                         "stored_step": 0})
         if cur["step"] >= seq:
             counts["stale"] += 1
             continue
@@ -297,11 +317,8 @@ def _apply_in_memory(cur: dict, rows: dict, steps: list, envelope: dict,
                 "search": cur["search"], "updated_at": at})
     key = (*_stats_key(created_at, data.get("county"), cur["domain"], data["kind"]),
            data["command"])
-    counter = step_counts.setdefault(key, [0, 0, 0.0])
-    counter[0] += 1
-    if cur["last_at"] is not None:
-        counter[1] += 1
-        counter[2] += (at - cur["last_at"]).total_seconds() / 3600
+    hours = (at - cur["last_at"]).total_seconds() / 3600 if cur["last_at"] else None
+    step_counts.setdefault(subject, []).append((key, hours))
     cur["last_at"] = at
     steps.append({"handoff_id": subject, "step": seq, "event_id": envelope["id"],
                   "type": envelope["type"], "command": data["command"],
@@ -358,24 +375,90 @@ def _add(session, table: Table, keys: tuple[str, ...], deltas: dict[tuple, list]
         for key, amounts in sorted(deltas.items())])
 
 
+def _step_deltas(contributions, units=(None,)) -> dict[tuple, list]:
+    """Counter deltas of steps ((key, hours since the previous step or None)), for each
+    of ``units`` (None: the city-wide counters)."""
+    deltas: dict[tuple, list] = {}
+    for key, hours in contributions:
+        for unit in units:
+            counter = deltas.setdefault(key if unit is None else (unit, *key), [0, 0, 0.0])
+            counter[0] += 1
+            if hours is not None:
+                counter[1] += 1
+                counter[2] += hours
+    return deltas
+
+
+def _stored_steps(session, state: dict, rows: dict, subjects: list[str]) -> dict[str, list]:
+    """The contributions of the steps stored before this batch, for handoffs that name
+    a new unit (it sees their whole history). Keyed as the handoff is keyed now."""
+    if not subjects:
+        return {}
+    found: dict[str, list] = {}
+    last: dict[str, datetime] = {}
+    query = (select(timeline.c.handoff_id, timeline.c.step, timeline.c.command, timeline.c.at)
+             .where(timeline.c.handoff_id.in_(subjects)).order_by(timeline.c.handoff_id,
+                                                                  timeline.c.step))
+    for r in session.execute(query):
+        if r.step > state[r.handoff_id]["stored_step"]:
+            continue
+        at = _utc(r.at)
+        hours = (at - last[r.handoff_id]).total_seconds() / 3600 \
+            if r.handoff_id in last else None
+        last[r.handoff_id] = at
+        row = rows[r.handoff_id]
+        key = _stats_key(state[r.handoff_id]["created_at"], row["county"], row["domain"],
+                         row["kind"])
+        found.setdefault(r.handoff_id, []).append(((*key, r.command), hours))
+    return found
+
+
 def _count(session, state: dict, rows: dict, step_counts: dict) -> None:
-    """Move each changed handoff from its old (key, state, open) counter to its new one,
-    and add this batch's steps."""
+    """Keep the counters: move each changed handoff from its old (key, state, open) to
+    its new one, city-wide and for every unit it names; add this batch's steps; and give
+    a newly named unit the handoff's earlier steps too (it now sees them)."""
     cases: dict[tuple, list] = {}
+    unit_cases: dict[tuple, list] = {}
     for subject, row in rows.items():
-        new = (*_stats_key(state[subject]["created_at"], row["county"], row["domain"],
-                           row["kind"]), row["state"], row["open"])
-        old = state[subject]["counted"]
+        cur = state[subject]
+        new = (*_stats_key(cur["created_at"], row["county"], row["domain"], row["kind"]),
+               row["state"], row["open"])
+        old = cur["counted"]
         old = (*old[0], old[1], old[2]) if old else None
+        for unit in sorted(cur["units"]):
+            if unit in cur["named_before"]:
+                if old == new:
+                    continue
+                unit_cases.setdefault((unit, *old), [0])[0] -= 1
+            unit_cases.setdefault((unit, *new), [0])[0] += 1
         if old == new:
             continue
         if old is not None:
             cases.setdefault(old, [0])[0] -= 1
         cases.setdefault(new, [0])[0] += 1
-    _add(session, stats_cases, (*_STATS_KEY, "state", "open"),
-         {k: v for k, v in cases.items() if v[0]}, ("n",))
-    _add(session, stats_steps, (*_STATS_KEY, "command"), step_counts,
-         ("n", "timed", "hours"))
+    renamed = sorted(s for s in rows if state[s]["exists"]
+                     and state[s]["units"] - state[s]["named_before"])
+    unit_steps: dict[tuple, list] = {}
+    for subject, contributions in _stored_steps(session, state, rows, renamed).items():
+        new_units = sorted(state[subject]["units"] - state[subject]["named_before"])
+        _merge(unit_steps, _step_deltas(contributions, new_units))
+    steps: dict[tuple, list] = {}
+    for subject, contributions in step_counts.items():
+        _merge(steps, _step_deltas(contributions))
+        _merge(unit_steps, _step_deltas(contributions, sorted(state[subject]["units"])))
+    case_keys, step_keys = (*_STATS_KEY, "state", "open"), (*_STATS_KEY, "command")
+    _add(session, stats_cases, case_keys, {k: v for k, v in cases.items() if v[0]}, ("n",))
+    _add(session, stats_steps, step_keys, steps, ("n", "timed", "hours"))
+    _add(session, unit_stats_cases, ("unit", *case_keys),
+         {k: v for k, v in unit_cases.items() if v[0]}, ("n",))
+    _add(session, unit_stats_steps, ("unit", *step_keys), unit_steps, ("n", "timed", "hours"))
+
+
+def _merge(into: dict[tuple, list], deltas: dict[tuple, list]) -> None:
+    for key, amounts in deltas.items():
+        counter = into.setdefault(key, [0] * len(amounts))
+        for i, amount in enumerate(amounts):
+            counter[i] += amount
 
 
 def _binding(row: dict) -> dict | None:
@@ -511,27 +594,54 @@ def advance_clocks(session, raised: list[tuple[dict, str]]) -> None:
                         .values(next_level="breached"))
 
 
-def raise_alert(session, row: dict, level: str, now: datetime) -> dict | None:
-    """Record and stage one deadline alert; None if it was raised before."""
-    deadline = row["deadline"]
-    key = {"handoff_id": row["handoff_id"], "deadline_id": deadline["id"],
-           "due": deadline["due"], "level": level}
-    if session.execute(select(alerts.c.event_id).filter_by(**key)).first():
-        return None
-    count = session.execute(select(func.count()).where(
-        alerts.c.handoff_id == row["handoff_id"])).scalar()
-    due = datetime.fromisoformat(deadline["due"])
-    envelope = env.make_envelope(
-        event_type=f"deadline.{level}.v1", source=SOURCE,
-        subject=f"{row['handoff_id']}/deadlines", sequence=count + 1, time=now,
-        data={"handoff_id": row["handoff_id"], "kind": row["kind"],
-              "case_number": row["case_number"], "county": row["county"],
-              "owner_unit": row["owner_unit"], "counterpart_unit": row["counterpart_unit"],
-              "state": row["state"], "level": level, "deadline": deadline,
-              "seconds_left": int((due - now).total_seconds())})
-    session.execute(insert(alerts).values(**key, raised_at=now, event_id=envelope["id"]))
-    stage(session, metadata, envelope)
-    return envelope
+def sweep(session, now: datetime, window, limit: int = 5000) -> int:
+    """Raise the deadline alerts now due (at most ``limit``; the rest next time): the
+    rule is ``domain.due_alerts``, the rows only those whose alert clock is due."""
+    due = domain.due_alerts(due_clocks(session, now, window, limit), now, window)
+    raised = raise_alerts(session, due, now)
+    advance_clocks(session, due)
+    return len(raised)
+
+
+def raise_alerts(session, due: list[tuple[dict, str]], now: datetime) -> list[dict]:
+    """Record and stage the deadline alerts of ``due`` ((row, level)) not raised before
+    (one alert per handoff, deadline, due time and level, ever), in a constant number of
+    statements; their envelopes."""
+    if not due:
+        return []
+    ids = sorted({row["handoff_id"] for row, _ in due})
+    seen, count = set(), {}
+    for i in range(0, len(ids), 1000):
+        chunk = ids[i:i + 1000]
+        for r in session.execute(select(alerts.c.handoff_id, alerts.c.deadline_id,
+                                        alerts.c.due, alerts.c.level)
+                                 .where(alerts.c.handoff_id.in_(chunk))):
+            seen.add(tuple(r))
+            count[r.handoff_id] = count.get(r.handoff_id, 0) + 1
+    records, envelopes = [], []
+    for row, level in due:
+        deadline = row["deadline"]
+        key = (row["handoff_id"], deadline["id"], deadline["due"], level)
+        if key in seen:
+            continue
+        seen.add(key)
+        count[row["handoff_id"]] = sequence = count.get(row["handoff_id"], 0) + 1
+        seconds_left = int((datetime.fromisoformat(deadline["due"]) - now).total_seconds())
+        envelope = env.make_envelope(
+            event_type=f"deadline.{level}.v1", source=SOURCE,
+            subject=f"{row['handoff_id']}/deadlines", sequence=sequence, time=now,
+            data={"handoff_id": row["handoff_id"], "kind": row["kind"],
+                  "case_number": row["case_number"], "county": row["county"],
+                  "owner_unit": row["owner_unit"],
+                  "counterpart_unit": row["counterpart_unit"], "state": row["state"],
+                  "level": level, "deadline": deadline, "seconds_left": seconds_left})
+        records.append(dict(zip(("handoff_id", "deadline_id", "due", "level"), key,
+                                strict=True), raised_at=now, event_id=envelope["id"]))
+        envelopes.append(envelope)
+    if records:
+        session.execute(insert(alerts), records)
+        stage_many(session, metadata, envelopes)
+    return envelopes
 
 
 def _day(session, column):
@@ -541,12 +651,6 @@ def _day(session, column):
     return func.substr(column, 1, 10)    # SQLite keeps UTC text 'YYYY-MM-DD HH:MM:SS'
 
 
-def _hours(session, later, earlier):
-    if session.bind.dialect.name == "postgresql":
-        return extract("epoch", later - earlier) / 3600.0
-    return (func.julianday(later) - func.julianday(earlier)) * 24.0
-
-
 def _group(column, group_by: str):
     """The grouping expression over a 'YYYY-MM-DD' day column or a key column."""
     if group_by == "month":
@@ -554,8 +658,9 @@ def _group(column, group_by: str):
     return column
 
 
-def _counter_parts(session, group_by: str, start, end, where) -> tuple[list, list]:
-    """(cases, steps) from the counters: (group, state, open, n) and
+def _counter_parts(session, group_by: str, start, end, cases_table, steps_table,
+                   where) -> tuple[list, list]:
+    """(cases, steps) from counters: (group, state, open, n) and
     (group, command, n, timed, hours), for the days in [start, end) and ``where``."""
     def ranged(table, query):
         if start:
@@ -565,63 +670,48 @@ def _counter_parts(session, group_by: str, start, end, where) -> tuple[list, lis
         return query.where(*where(table))
 
     column = "day" if group_by == "month" else ("kind" if group_by == "agency" else group_by)
-    g = _group(stats_cases.c[column], group_by)
-    cases = session.execute(ranged(stats_cases, select(
-        g, stats_cases.c.state, stats_cases.c.open, func.sum(stats_cases.c.n))
-        .group_by(g, stats_cases.c.state, stats_cases.c.open))).all()
-    g = _group(stats_steps.c[column], group_by)
-    steps = session.execute(ranged(stats_steps, select(
-        g, stats_steps.c.command, func.sum(stats_steps.c.n), func.sum(stats_steps.c.timed),
-        func.sum(stats_steps.c.hours)).group_by(g, stats_steps.c.command))).all()
-    return [tuple(r) for r in cases], [tuple(r) for r in steps]
-
-
-def _live_parts(session, group_by: str, start, end, visible) -> tuple[list, list]:
-    """The same (cases, steps) computed from the handoffs and timeline themselves, for
-    the few handoffs a unit sees (``visible``: a condition on handoffs)."""
-    column = _day(session, handoffs.c.created_at) if group_by == "month" else (
-        handoffs.c.kind if group_by == "agency" else handoffs.c[group_by])
-    g = _group(column, group_by) if group_by == "month" else func.coalesce(column, "")
-    ranged = [visible]
-    if start:
-        ranged.append(handoffs.c.created_at >= start)
-    if end:
-        ranged.append(handoffs.c.created_at < end)
-    cases = session.execute(select(g, handoffs.c.state, handoffs.c.open, func.count())
-                            .where(*ranged).group_by(g, handoffs.c.state, handoffs.c.open)).all()
-    previous = timeline.alias("previous")
-    hours = _hours(session, timeline.c.at, previous.c.at)
-    steps = session.execute(
-        select(g, timeline.c.command, func.count(), func.count(previous.c.step),
-               func.coalesce(func.sum(hours), 0.0))
-        .select_from(timeline.join(handoffs, handoffs.c.handoff_id == timeline.c.handoff_id)
-                     .outerjoin(previous, and_(previous.c.handoff_id == timeline.c.handoff_id,
-                                               previous.c.step == timeline.c.step - 1)))
-        .where(*ranged).group_by(g, timeline.c.command)).all()
+    g = _group(cases_table.c[column], group_by)
+    cases = session.execute(ranged(cases_table, select(
+        g, cases_table.c.state, cases_table.c.open, func.sum(cases_table.c.n))
+        .group_by(g, cases_table.c.state, cases_table.c.open))).all()
+    g = _group(steps_table.c[column], group_by)
+    steps = session.execute(ranged(steps_table, select(
+        g, steps_table.c.command, func.sum(steps_table.c.n), func.sum(steps_table.c.timed),
+        func.sum(steps_table.c.hours)).group_by(g, steps_table.c.command))).all()
     return [tuple(r) for r in cases], [tuple(r) for r in steps]
 
 
 def statistics(session, group_by: str, start, end, now: datetime, actor=None) -> dict:
     """The parts of the statistics view ``group_by`` over the handoffs created in
-    [start, end) that ``actor`` may see: {"cases", "steps", "overdue"} rows for
-    ``domain.statistics_from``. All-seeing roles read the counters; a county centre or
-    agency head reads them for its county's county-wide kinds and the rest live; a unit
-    reads its own handoffs live (few: those that name it)."""
+    [start, end) that ``actor`` may see (``domain.can_view``'s rule, on counters):
+    {"cases", "steps", "overdue"} rows for ``domain.statistics_from``. All-seeing roles
+    read the city-wide counters; a unit its own (the handoffs that name it); a county
+    centre or agency head the city-wide ones of its county's county-wide kinds plus its
+    own for the rest. Overdue (open and past due: it changes with the clock) is counted
+    live over the open handoffs' deadline index."""
     visible = visible_to(actor) if actor is not None else None
-    cases, steps = [], []
     if visible is None:
-        cases, steps = _counter_parts(session, group_by, start, end, lambda t: ())
+        cases, steps = _counter_parts(session, group_by, start, end, stats_cases,
+                                      stats_steps, lambda t: ())
     else:
-        live = visible
+        def county_wide(t):   # never NULL (NOT of NULL would drop a row): coalesce
+            out = [t.c.kind.in_(domain.COUNTY_WIDE_KINDS)]
+            return out + ([func.coalesce(t.c.county, "") == actor.county]
+                          if actor.county else [])
+
+        def named(t):
+            out = [t.c.unit == actor.unit]
+            if actor.role != "county_command":
+                out.append(t.c.kind != "assistance_request")
+            if actor.role in domain.COUNTY_ROLES:
+                out.append(~and_(*county_wide(t)))
+            return out
+        cases, steps = _counter_parts(session, group_by, start, end, unit_stats_cases,
+                                      unit_stats_steps, named)
         if actor.role in domain.COUNTY_ROLES:
-            def county_wide(t):   # never NULL (NOT of NULL would drop a row): coalesce
-                out = [t.c.kind.in_(domain.COUNTY_WIDE_KINDS)]
-                return out + ([func.coalesce(t.c.county, "") == actor.county]
-                              if actor.county else [])
-            cases, steps = _counter_parts(session, group_by, start, end, county_wide)
-            live = and_(visible, ~and_(*county_wide(handoffs)))
-        more_cases, more_steps = _live_parts(session, group_by, start, end, live)
-        cases, steps = cases + more_cases, steps + more_steps
+            more_cases, more_steps = _counter_parts(session, group_by, start, end,
+                                                    stats_cases, stats_steps, county_wide)
+            cases, steps = cases + more_cases, steps + more_steps
     column = _day(session, handoffs.c.created_at) if group_by == "month" else (
         handoffs.c.kind if group_by == "agency" else handoffs.c[group_by])
     g = _group(column, group_by) if group_by == "month" else func.coalesce(column, "")
@@ -651,7 +741,7 @@ def reset(session) -> None:
     """Forget the read model (alerts stay: an alert raised once is never raised again)."""
     inbox = messaging_tables(metadata)["inbox"]
     for table in (timeline, handoff_units, handoffs, parked, inbox, outcomes, alert_clocks,
-                  stats_cases, stats_steps):
+                  stats_cases, stats_steps, unit_stats_cases, unit_stats_steps):
         session.execute(delete(table))
     mark_derived(session)
 
