@@ -345,3 +345,27 @@ def test_an_older_database_is_told_to_rebuild(engine, tracker):
         tr.reset(s)                         # what rebuild-tracker does first
     service._READY.clear()
     assert "warnings" not in tracker.health()
+
+
+def test_statistics_count_whole_days_and_say_so(tracker):
+    from services.tracker import service
+    from shared.errors import InvalidInput
+    token = issue_token(ACTORS[0])
+    assert service.TrackerService.statistics(tracker, token, "kind", "2026-01-01",
+                                             "2026-02-01") == []
+    with pytest.raises(InvalidInput) as err:
+        service.TrackerService.statistics(tracker, token, "kind", "2026-01-01T10:00:00")
+    assert "whole UTC days" in str(err.value.errors)
+
+
+def test_an_assessment_period_is_at_most_a_year():
+    from marshmallow import ValidationError
+
+    from shared.schemas.command import AssessmentQuerySchema
+    ok = AssessmentQuerySchema().load({"start": "2025-01-01T00:00:00+08:00",
+                                       "end": "2026-01-01T00:00:00+08:00"})
+    assert ok["end"] > ok["start"]
+    with pytest.raises(ValidationError) as err:
+        AssessmentQuerySchema().load({"start": "2020-01-01T00:00:00+08:00",
+                                      "end": "2026-01-01T00:00:00+08:00"})
+    assert "366 days" in str(err.value.messages)
