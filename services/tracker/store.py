@@ -568,18 +568,21 @@ def board(session, now: datetime, *, kind=None, county=None, agency=None, domain
 def due_clocks(session, now: datetime, window, limit: int = 5000) -> list[dict]:
     """The handoffs whose next deadline alert is due (at most ``limit``, earliest first):
     'approaching' clocks due within ``window``, 'breached' clocks past due. Each row has
-    the handoff's fields an alert carries and its deadline."""
-    query = (select(alert_clocks.c.handoff_id, alert_clocks.c.deadline,
-                    alert_clocks.c.next_level, handoffs.c.kind, handoffs.c.case_number,
-                    handoffs.c.county, handoffs.c.owner_unit, handoffs.c.counterpart_unit,
-                    handoffs.c.state, handoffs.c.open)
-             .join(handoffs, handoffs.c.handoff_id == alert_clocks.c.handoff_id)
-             .where(or_(and_(alert_clocks.c.next_level == "approaching",
-                             alert_clocks.c.due <= now + window),
-                        and_(alert_clocks.c.next_level == "breached",
-                             alert_clocks.c.due <= now)))
-             .order_by(alert_clocks.c.due).limit(limit))
-    return [dict(r) for r in session.execute(query).mappings()]
+    the handoff's fields an alert carries and its deadline. Two index ranges (one per
+    level), not an OR that PostgreSQL may answer by reading every clock."""
+    out: list[dict] = []
+    for level, until in (("breached", now), ("approaching", now + window)):
+        query = (select(alert_clocks.c.handoff_id, alert_clocks.c.deadline,
+                        alert_clocks.c.next_level, alert_clocks.c.due, handoffs.c.kind,
+                        handoffs.c.case_number, handoffs.c.county, handoffs.c.owner_unit,
+                        handoffs.c.counterpart_unit, handoffs.c.state, handoffs.c.open)
+                 .join(handoffs, handoffs.c.handoff_id == alert_clocks.c.handoff_id)
+                 .where(alert_clocks.c.next_level == level, alert_clocks.c.due <= until)
+                 .order_by(alert_clocks.c.due).limit(limit - len(out)))
+        out += [dict(r) for r in session.execute(query).mappings()]
+        if len(out) >= limit:
+            break
+    return sorted(out, key=lambda r: _utc(r["due"]))
 
 
 def advance_clocks(session, raised: list[tuple[dict, str]]) -> None:
