@@ -58,8 +58,9 @@ contracts: venv ## regenerate contracts/ (JSON Schemas, AsyncAPI) from the code
 lint: venv ## ruff
 	$(BIN)/ruff check shared services tests
 
-bench: venv servers ## (c) Liandong vs (d) the plain nameko peer, broker ceiling, board at 1M (ARGS=--help; ARGS=--smoke: brief, as make test runs it)
+bench: venv servers ## (c) Liandong vs (d) the plain nameko peer, recovery, board at 1M, then history at 100k (ARGS=--smoke|--full|--help)
 	$(BIN)/python -m bench $(ARGS)
+	$(BIN)/python -m bench.history $(filter --smoke --full,$(ARGS))
 
 clean: ## remove the virtual environment and local data
 	rm -rf $(VENV) var
