@@ -144,3 +144,30 @@ def rebuild(events: int, timeout: float) -> dict:
     return {"name": "rebuild-tracker, postgres", "mode": "rebuild", "events": applied,
             "queued": events, "seconds": seconds, "rate": applied / seconds,
             "missing": events - applied, "copy_rate": events / copy_seconds}
+
+
+def cold_start(timeout: float) -> dict:
+    """`liandong run --detach` (what `make run` runs) on empty databases until every
+    service answers its health RPC."""
+    import os
+    import re
+    import signal
+    import subprocess
+    import sys
+
+    from shared.cli import SERVICES
+    with services("postgres", "cold") as (stack, _uri, _prefix):
+        started = time.monotonic()
+        out = subprocess.run([sys.executable, "-m", "shared.cli", "run", "--detach",
+                              "--timeout", str(timeout)], cwd=common.ROOT,
+                             env={**stack.env, **log_level()}, capture_output=True, text=True,
+                             timeout=timeout * len(SERVICES) + 30)
+        seconds = time.monotonic() - started
+        detached = re.search(r"\(pids ([\d ]+)\)", out.stdout)
+        for pid in detached.group(1).split() if detached else []:
+            os.kill(int(pid), signal.SIGTERM)
+        if out.returncode:
+            raise RuntimeError(f"run --detach exited {out.returncode}: {out.stderr[-500:]}")
+        ready = out.stdout.count(" ready ")
+    return {"name": "cold start, postgres", "mode": "cold", "events": 0, "queued": 0,
+            "services": ready, "seconds": seconds, "missing": len(SERVICES) - ready}

@@ -45,10 +45,11 @@ def parse(argv=None) -> argparse.Namespace:
         pass
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
                                 formatter_class=Formatter)
-    p.add_argument("--only", default="a,b,c,d,crash,drain,rebuild,relay,board",
+    p.add_argument("--only", default="a,b,c,d,crash,drain,rebuild,cold,relay,board",
                    help="comma list of parts to run: a, b, c, d, crash (kill -9 of (c)'s "
                         "and (d)'s producer mid-run), drain (the tracker empties a backlog), "
-                        "rebuild (rebuild-tracker vs COPY), relay, board")
+                        "rebuild (rebuild-tracker vs COPY), cold (`liandong run` until every "
+                        "service answers), relay, board")
     p.add_argument("--drain-events", type=int, default=100_000,
                    help="backlog in tracker.events for the drain measurement")
     p.add_argument("--history-events", type=int, default=1_000_000,
@@ -80,6 +81,9 @@ def parse(argv=None) -> argparse.Namespace:
     p.add_argument("--smoke", action="store_true",
                    help="every scenario briefly (a few events each, PostgreSQL); exit 1 on "
                         "an exception, failed request, dead letter or missing event")
+    p.add_argument("--full", action="store_true",
+                   help="the issue's full sizes: the defaults here (`make bench ARGS=--full` "
+                        "also makes bench.history run its 1M size)")
     p.add_argument("--timeout", type=float, default=0,
                    help="hard time-out of the whole run, seconds (0 = none; --smoke: 240)")
     p.add_argument("--json", metavar="PATH", help="also write every result as JSON here")
@@ -264,6 +268,11 @@ def _recovery_rows(recovered: list[dict]) -> dict:
     """Recovery speed (issue 16) with its goal, met or missed."""
     out = {}
     for r in recovered:
+        if r["mode"] == "cold":
+            print(f"{r['name']}: `liandong run --detach` on empty databases until all "
+                  f"{r['services']} services answer their health RPC: {r['seconds']:.1f} s")
+            out[r["name"]] = r["seconds"]
+            continue
         if r["mode"] == "drain":
             print(f"{r['name']}: {r['events']:,} of {r['queued']:,} events in "
                   f"{r['seconds']:.1f} s from the tracker's process start = "
@@ -360,6 +369,10 @@ def main(argv=None) -> int:
             rebuilt = run("rebuild", recovery.rebuild, opts.history_events,
                           max(300, opts.history_events / 100))
             recovered.extend([rebuilt] if rebuilt else [])
+        if "cold" in parts:
+            from bench import recovery
+            cold = run("cold", recovery.cold_start, 120)
+            recovered.extend([cold] if cold else [])
         if "relay" in parts:
             from bench import relay_stage
             relay = run("relay", relay_stage.run, opts.relay_events) or []
