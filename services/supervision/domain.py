@@ -132,9 +132,9 @@ def open_inquiry(actor: Actor, payload, decision: dict | None, open_inquiries: l
            "case_number": decision["case_number"], "county": decision["county"],
            "owner_unit": actor.unit, "counterpart_unit": data["target_unit"],
            "decision_id": decision["case_number"], "question": data["question"],
-           "matches": decision["matches"], "plate": decision.get("plate"),
-           "parties": decision["parties"], "answers": [], "created_at": now.isoformat(),
-           "created_by": actor.to_dict()}
+           "recommendations": decision["matches"], "plate": decision.get("plate"),
+           "parties": [{**p, "role": "party"} for p in decision["parties"]], "answers": [],
+           "created_at": now.isoformat(), "created_by": actor.to_dict()}
     state, step = proc.advance(None, "open_inquiry", actor, data, now)
     return {**rec, **state}, {**step, "details": data}
 

@@ -52,9 +52,16 @@ def check_rows(rows) -> tuple[dict, list[dict], set]:
 
 def run(store, actor, source: str, filename: str | None, sha: str, rows,
         now: datetime) -> dict:
-    good, errors, rejected = check_rows(rows)
+    """Check ``rows`` ((line, data) pairs) and write the import; its report."""
+    return write(store, actor, source, filename, sha, len(rows), check_rows(rows), now)
+
+
+def write(store, actor, source: str, filename: str | None, sha: str, total: int,
+          checked: tuple[dict, list[dict], set], now: datetime) -> dict:
+    """Write checked rows and the import's record in one transaction."""
+    good, errors, rejected = checked
     report = {"id": str(uuid.uuid4()), "filename": filename, "source": source,
-              "sha256": sha, "actor": actor.to_dict(), "at": now, "rows": len(rows),
+              "sha256": sha, "actor": actor.to_dict(), "at": now, "rows": total,
               "inserted": 0, "updated": 0, "unchanged": 0, "rejected": len(rejected),
               "suspects": sum(bool(d["matches"]) for _l, d in good.values()),
               "errors": errors[:MAX_ERRORS]}

@@ -34,14 +34,15 @@ COUNTIES = ["lucheng", "ouhai", "longwan", "ruian"]
 
 
 def decisions(rows: int = 5000, bad: int = 20, over: int = 30, seed: int = 22,
-              prefix: str = "温交执罚〔2026〕") -> tuple[list[dict], list[str], list[int]]:
+              prefix: str = "温交执罚〔2026〕", counties: list[str] = COUNTIES,
+              ) -> tuple[list[dict], list[str], list[int]]:
     """(rows as file cells, case numbers over a threshold, lines of the bad rows)."""
     rng = random.Random(seed)
     picks = rng.sample(range(rows), bad + over)
     bad_at, over_at = set(picks[:bad]), set(picks[bad:])
     out, over_numbers, bad_lines = [], [], []
     for i in range(rows):
-        county = COUNTIES[i % len(COUNTIES)]
+        county = counties[i % len(counties)]
         facts = OVER[i % 2] if i in over_at else UNDER[i % 3]
         row = {"case_number": f"{prefix}{i + 1:05d}号", "decided_on": f"2026-03-{1 + i % 28:02d}",
                "county": county, "unit": f"{county}-bureau",

@@ -99,7 +99,7 @@ class AccountabilitySchema(Base):
 
 COMMAND_SCHEMAS: dict[str, type] = {
     "open_inquiry": OpenInquirySchema,
-    "answer": AnswerSchema,
+    "reply": AnswerSchema,
     "issue_opinion": OpinionSchema,
     "accept_reasons": AcceptReasonsSchema,
     "record_transfer": RecordTransferSchema,

@@ -249,7 +249,7 @@ def test_only_the_procuratorate_opens_and_only_on_a_suspect_decision_once():
 def test_the_agency_answers_transfer_within_24_hours_of_deciding():
     rec, _ = _open()
     later = T0 + timedelta(days=3)
-    rec, step = domain.act(rec, "answer", HEAD, {"outcome": "transfer"}, later)
+    rec, step = domain.act(rec, "reply", HEAD, {"outcome": "transfer"}, later)
     assert rec["state"] == "transfer_pending"
     assert [(c["id"], c["on_time"]) for c in step["satisfied"]] == [("agency_answer", True)]
     assert datetime.fromisoformat(rec["clocks"]["transfer_after_answer"]["due"]) == \
@@ -263,8 +263,8 @@ def test_the_agency_answers_transfer_within_24_hours_of_deciding():
 def test_an_explanation_needs_reasons_and_the_procuratorate_may_require_a_transfer():
     rec, _ = _open()
     with pytest.raises(InvalidInput):
-        domain.act(rec, "answer", HEAD, {"outcome": "explain"}, T0)
-    rec, _ = domain.act(rec, "answer", HEAD, {"outcome": "explain",
+        domain.act(rec, "reply", HEAD, {"outcome": "explain"}, T0)
+    rec, _ = domain.act(rec, "reply", HEAD, {"outcome": "explain",
                                               "reasons": "乘客中有14名儿童，按规定折算"}, T0)
     assert rec["state"] == "explained" and "assessment" in rec["clocks"]
     with pytest.raises(NotAllowed):
@@ -274,15 +274,15 @@ def test_an_explanation_needs_reasons_and_the_procuratorate_may_require_a_transf
     assert rec["state"] == "transfer_required"
     assert rec["clocks"]["transfer_after_opinion"]["period"] == "3d"
     with pytest.raises(InvalidTransition):
-        domain.act(rec, "answer", HEAD, {"outcome": "transfer"}, T0)
+        domain.act(rec, "reply", HEAD, {"outcome": "transfer"}, T0)
 
 
 def test_only_the_agency_addressed_answers():
     rec, _ = _open()
     with pytest.raises(NotAllowed):
-        domain.act(rec, "answer", OTHER_HEAD, {"outcome": "transfer"}, T0)
+        domain.act(rec, "reply", OTHER_HEAD, {"outcome": "transfer"}, T0)
     with pytest.raises(NotAllowed):
-        domain.act(rec, "answer", UNIT, {"outcome": "transfer"}, T0)
+        domain.act(rec, "reply", UNIT, {"outcome": "transfer"}, T0)
 
 
 def test_an_inquiry_is_seen_by_the_procuratorate_the_agency_and_coordinators_only():
