@@ -45,11 +45,12 @@ def parse(argv=None) -> argparse.Namespace:
         pass
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
                                 formatter_class=Formatter)
-    p.add_argument("--only", default="a,b,c,d,crash,drain,rebuild,cold,relay,board",
+    p.add_argument("--only", default="a,b,c,d,crash,drain,rebuild,cold,relay,board,penalties",
                    help="comma list of parts to run: a, b, c, d, crash (kill -9 of (c)'s "
                         "and (d)'s producer mid-run), drain (the tracker empties a backlog), "
                         "rebuild (rebuild-tracker vs COPY), cold (`liandong run` until every "
-                        "service answers), relay, board")
+                        "service answers), relay, board, penalties (the import of 5,000 penalty "
+                        "decisions)")
     p.add_argument("--drain-events", type=int, default=100_000,
                    help="backlog in tracker.events for the drain measurement")
     p.add_argument("--history-events", type=int, default=1_000_000,
@@ -341,6 +342,7 @@ def main(argv=None) -> int:
     board = None
     failed: list[str] = []
     recovered: list[dict] = []
+    penalties = None
     started = time.monotonic()
     if opts.timeout:
         _hard_timeout(opts.timeout)
@@ -379,6 +381,9 @@ def main(argv=None) -> int:
         if "board" in parts:
             from bench import board as board_mod
             board = run("board", board_mod.run, opts.board_rows, opts.board_repeat)
+        if "penalties" in parts:
+            from bench import penalties as penalties_mod
+            penalties = run("penalties", penalties_mod.run)
     except BenchTimeout as exc:
         failed.append(str(exc))
     finally:
@@ -389,12 +394,15 @@ def main(argv=None) -> int:
     results.sort(key=lambda r: (order.get(r["name"][:3], 9), r["name"],
                                 r["mode"] != "max", -_rate_of(r["mode"])))
     summary = print_report(results, relay, board, opts)
+    if penalties:
+        from bench import penalties as penalties_mod
+        penalties_mod.report(penalties)
     summary["recovery"] = _recovery_rows(recovered)
     print(f"bench took {time.monotonic() - started:.0f} s")
     if opts.json:
         with open(opts.json, "w") as f:
             json.dump({"results": results, "relay": relay, "board": board, "summary": summary,
-                       "recovery": recovered,
+                       "recovery": recovered, "penalties": penalties,
                        "options": vars(opts)}, f, indent=1, ensure_ascii=False, default=str)
     found = problems(results + recovered, relay, board, failed, parts)
     events = sum(r["events"] for r in results + recovered + relay)
