@@ -383,7 +383,8 @@ def main(argv=None) -> int:
             board = run("board", board_mod.run, opts.board_rows, opts.board_repeat)
         if "penalties" in parts:
             from bench import penalties as penalties_mod
-            penalties = run("penalties", penalties_mod.run)
+            penalties = run("penalties", penalties_mod.run,
+                            *((500, 1) if opts.smoke else ()))
     except BenchTimeout as exc:
         failed.append(str(exc))
     finally:

@@ -185,7 +185,11 @@ def _dead_letters(stack, **_):
     out = ok(cli(stack.env, "dead-letters", "replay", "--queue", "tracker.events"))
     assert int(re.search(r"replayed (\d+)", out).group(1)) >= 1, out
     assert tracked(stack, event["subject"], 1)["timeline"][0]["event_id"] == event["id"]
-    assert dead_letter(stack.amqp_uri, event["id"]) is None
+    assert dead_letter(stack.amqp_uri, event["id"], "tracker.events") is None
+    # other consumers of the event (supervision) dead-lettered it too: replay them all
+    ok(cli(stack.env, "dead-letters", "replay"), "replayed")
+    wait_for(lambda: dead_letter(stack.amqp_uri, event["id"]) is None,
+             message="every dead letter of the event replayed")
 
 
 def _rebuild_and_audit(stack, **_):
