@@ -1,0 +1,72 @@
+"""Recomputing running deadlines when an official notice replaces a provisional year
+(issue 19): exactly the affected open deadlines move, each move is a validated step."""
+from __future__ import annotations
+
+import shutil
+from datetime import UTC, datetime
+
+import pytest
+
+from services.police_handoff import domain
+from shared import calendar as cal
+from shared.auth import Actor
+from shared.events import validate_payload
+from shared.procedure import recompute_clocks
+from tests.unit.test_calendar_sources import FIXTURE_2027, end_of
+from tests.unit.test_police_domain import Case
+
+OPERATOR = Actor("ops@cli", "operator", "wenzhou-ops")
+NOW = datetime(2027, 2, 5, 2, tzinfo=UTC)
+
+
+@pytest.fixture(autouse=True)
+def fresh_calendar():
+    cal.clear_caches()
+    yield
+    cal.clear_caches()
+
+
+def publish_notice(tmp_path, monkeypatch):
+    for f in cal.DEFAULT_CALENDAR_DIR.glob("*.yaml"):
+        shutil.copy(f, tmp_path)
+    shutil.copy(FIXTURE_2027, tmp_path)
+    monkeypatch.setenv("LIANDONG_CALENDAR_DIR", str(tmp_path))
+    cal.clear_caches()
+
+
+def due(rec, clock="review_decision") -> datetime:
+    return datetime.fromisoformat(rec["clocks"][clock]["due"])
+
+
+def test_recompute_moves_exactly_the_affected_open_deadlines(tmp_path, monkeypatch):
+    # received Thu 2027-02-04 (13:00 Beijing): 3-day review over the Spring Festival
+    festival = Case(now=datetime(2027, 2, 4, 1, tzinfo=UTC)).to_receipted()
+    # received Mon 2027-03-01: the review ends Thu 03-04 under either calendar
+    march = Case(now=datetime(2027, 3, 1, 1, tzinfo=UTC)).to_receipted()
+    assert due(festival) == end_of(2027, 2, 11)          # provisional calendar
+    assert due(march) == end_of(2027, 3, 4)
+
+    publish_notice(tmp_path, monkeypatch)                  # the notice rests 02-05..02-12
+    found = recompute_clocks(festival, "criminal_referral", OPERATOR, NOW, "notice 2027")
+    assert found is not None
+    new, step = found
+    assert due(new) == end_of(2027, 2, 15)
+    assert new["deadline"]["id"] == "review_decision"
+    assert new["deadline"]["due"] == new["clocks"]["review_decision"]["due"]
+    assert (new["state"], new["step"]) == (festival["state"], festival["step"] + 1)
+    assert [c["deadline_id"] for c in step["details"]["changes"]] == ["review_decision"]
+    change = step["details"]["changes"][0]
+    assert datetime.fromisoformat(change["previous_due"]) == end_of(2027, 2, 11)
+    assert step["details"]["calendar"] == [{"year": 2027, "source": "notice",
+                                            "reference": "国办发明电〔2026〕TEST号"}]
+    assert step["event"] == "criminal_referral.deadline_recomputed.v1"
+    assert step["from"] == step["to"] == festival["state"]
+    # the event is valid on the bus (the tracker applies it like any step)
+    validate_payload(step["event"], domain.event_payload(new, step))
+    # unaffected deadlines and a handoff without running clocks stay as they are
+    assert recompute_clocks(march, "criminal_referral", OPERATOR, NOW, "x") is None
+    assert recompute_clocks({**march, "clocks": {}}, "criminal_referral", OPERATOR, NOW,
+                            "x") is None
+    # recomputing again changes nothing (no second step)
+    assert recompute_clocks(new, "criminal_referral", OPERATOR, NOW, "again") is None
+
