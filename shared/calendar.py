@@ -46,6 +46,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from functools import cache, lru_cache
 from pathlib import Path
+from time import monotonic
 from zoneinfo import ZoneInfo
 
 import chinese_calendar
@@ -281,14 +282,39 @@ def _provisional_year(year: int) -> YearCalendar | None:
                         frozenset(rest), frozenset(work))
 
 
-@lru_cache(maxsize=64)
+RECHECK_SECONDS = 5.0          # how often a process looks for a changed notice file
+_stamps: dict[int, tuple[float, tuple]] = {}
+
+
+def _stamp(year: int) -> tuple:
+    """The notice file's identity (path, mtime, size), looked at every few seconds: a
+    file added or changed is picked up by every running process without a restart."""
+    now_ = monotonic()
+    hit = _stamps.get(year)
+    if hit and now_ - hit[0] < RECHECK_SECONDS:
+        return hit[1]
+    path = calendar_dir() / f"{year}.yaml"
+    try:
+        st = path.stat()
+        stamp = (str(path), st.st_mtime_ns, st.st_size)
+    except OSError:
+        stamp = (str(path), None, None)
+    _stamps[year] = (now_, stamp)
+    return stamp
+
+
 def year_calendar(year: int) -> YearCalendar:
     """The calendar in force for ``year``: notice file > chinese-calendar > holidays
     package (provisional) > weekends only. The source is logged once per year."""
+    return _year_calendar(year, _stamp(year))
+
+
+@lru_cache(maxsize=64)
+def _year_calendar(year: int, stamp: tuple) -> YearCalendar:
     log = structlog.get_logger(__name__)
-    path = calendar_dir() / f"{year}.yaml"
+    path = Path(stamp[0])
     found = None
-    if path.exists():
+    if stamp[1] is not None:
         try:
             found = read_notice(path)
         except CalendarFileError as exc:
@@ -305,19 +331,24 @@ def year_calendar(year: int) -> YearCalendar:
     return found
 
 
-@lru_cache(maxsize=4096)
 def is_working_day(d: date) -> bool:
     """True if ``d`` is a working day in mainland China (holidays and 调休 included)."""
     if isinstance(d, datetime) or not isinstance(d, date):
         raise TypeError(f"is_working_day expects a date, got {d!r}; use to_local(dt).date()")
-    return year_calendar(d.year).is_working_day(d)
+    return _is_working_day(d, _stamp(d.year))
+
+
+@lru_cache(maxsize=4096)
+def _is_working_day(d: date, stamp: tuple) -> bool:
+    return _year_calendar(d.year, stamp).is_working_day(d)
 
 
 def clear_caches() -> None:
-    """Forget cached working-day answers and the years' calendars (after a notice file
-    was added or changed: ``liandong calendar apply`` asks the services to do this)."""
-    is_working_day.cache_clear()
-    year_calendar.cache_clear()
+    """Forget the years' calendars and cached answers (tests; ``recompute_deadlines``
+    after a notice file was added: no need to wait for the next look at the files)."""
+    _is_working_day.cache_clear()
+    _year_calendar.cache_clear()
+    _stamps.clear()
 
 
 WARN_FROM = (11, 1)   # from 1 November, next year's missing arrangement is reported

@@ -128,7 +128,8 @@ class TrackerService:
         with self.db.session() as s:
             by_state = st.counts_by_state(s)
             overdue = st.overdue_count(s, _now())
-        return {"by_state": [list(r) for r in by_state], "overdue": overdue}
+        return {"by_state": [list(r) for r in by_state], "overdue": overdue,
+                "calendar": calendar.status(_now())}
 
     @rpc
     def reset(self, token):
@@ -145,4 +146,14 @@ class TrackerService:
 
     @rpc
     def health(self):
-        return {"service": self.name, "outbox": backlog(self.db)}
+        """Liveness, plus the calendar warning: this year, and from 1 November next
+        year, without an official holiday arrangement (``calendar.status``)."""
+        status = calendar.status(_now())
+        return {"service": self.name, "outbox": backlog(self.db),
+                "calendar": {"provisional_years": status["provisional_years"],
+                             "warning": status["warning"]}}
+
+    @rpc
+    def calendar_status(self):
+        """This year's and next year's holiday calendar sources and the warning."""
+        return calendar.status(_now())

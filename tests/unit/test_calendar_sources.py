@@ -174,3 +174,13 @@ def test_test_clock_only_in_development(monkeypatch) -> None:
     finally:
         monkeypatch.delenv("LIANDONG_CLOCK")
         cal._clock_offset.cache_clear()
+
+
+def test_a_notice_file_added_while_running_is_picked_up(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("LIANDONG_CALENDAR_DIR", str(tmp_path))
+    monkeypatch.setattr(cal, "RECHECK_SECONDS", 0.0)
+    cal.clear_caches()
+    assert cal.is_working_day(date(2027, 2, 11))            # provisional: a working day
+    shutil.copy(FIXTURE_2027, tmp_path)                      # the notice arrives
+    assert not cal.is_working_day(date(2027, 2, 11))        # no restart, no cache clear
+    assert cal.year_calendar(2027).source == "notice"
