@@ -19,6 +19,7 @@ from sqlalchemy import select
 
 from shared import calendar as cal
 from tests.conftest import ROOT, Stack, vhost, wait_for
+from tests.e2e.test_console_e2e import Console, browser  # noqa: F401 - the fixture
 from tests.e2e.test_gateway_e2e import Client
 from tests.e2e.test_police_handoff_e2e import Flow
 from tests.helpers import COORDINATOR, token
@@ -77,6 +78,29 @@ def board_row(web: Client, case_number: str, step: int) -> dict:
         rows = web.get("/api/v1/handoffs", q=case_number).json()
         return rows[0] if rows and rows[0]["step"] >= step else None
     return wait_for(found, message=f"board row of {case_number} at step {step}")
+
+
+def test_console_banner_for_the_coordinator_while_2027_is_provisional(future, browser):  # noqa: F811
+    """Runs first (the stack's 2027 is still provisional): the coordinator sees the
+    warning at desktop and phone width; an enforcement unit does not."""
+    c = Console(browser, future.base_url, "calendar")
+    c.sign_in("coordinator")
+    banner = c.visible("#calendar-banner")
+    assert "2027" in banner.text and "liandong calendar apply" in banner.text
+    c.screenshot("calendar-banner")
+    browser.set_window_size(390, 844)
+    try:
+        c.open("#/board")
+        banner = c.visible("#calendar-banner")
+        assert banner.size["width"] <= 390 and "2027" in banner.text
+        overflow = browser.execute_script(
+            "return document.documentElement.scrollWidth > window.innerWidth")
+        assert not overflow
+    finally:
+        browser.set_window_size(1440, 1000)
+    c.sign_in("lucheng-team1")
+    assert not c.css("#calendar-banner").is_displayed()
+    assert c.js_errors() == []
 
 
 def test_provisional_2027_then_the_notice_moves_the_open_deadline(future):
