@@ -2,7 +2,6 @@
 (issue 19): exactly the affected open deadlines move, each move is a validated step."""
 from __future__ import annotations
 
-import shutil
 from datetime import UTC, datetime
 
 import pytest
@@ -12,7 +11,7 @@ from shared import calendar as cal
 from shared.auth import Actor
 from shared.events import validate_payload
 from shared.procedure import recompute_clocks
-from tests.unit.test_calendar_sources import FIXTURE_2027, end_of
+from tests.unit.test_calendar_sources import end_of, publish_notices
 from tests.unit.test_police_domain import Case
 
 OPERATOR = Actor("ops@cli", "operator", "wenzhou-ops")
@@ -23,14 +22,6 @@ NOW = datetime(2027, 2, 5, 2, tzinfo=UTC)
 def fresh_calendar():
     cal.clear_caches()
     yield
-    cal.clear_caches()
-
-
-def publish_notice(tmp_path, monkeypatch):
-    for f in cal.DEFAULT_CALENDAR_DIR.glob("*.yaml"):
-        shutil.copy(f, tmp_path)
-    shutil.copy(FIXTURE_2027, tmp_path)
-    monkeypatch.setenv("LIANDONG_CALENDAR_DIR", str(tmp_path))
     cal.clear_caches()
 
 
@@ -46,7 +37,7 @@ def test_recompute_moves_exactly_the_affected_open_deadlines(tmp_path, monkeypat
     assert due(festival) == end_of(2027, 2, 11)          # provisional calendar
     assert due(march) == end_of(2027, 3, 4)
 
-    publish_notice(tmp_path, monkeypatch)                  # the notice rests 02-05..02-12
+    publish_notices(tmp_path, monkeypatch)                  # the notice rests 02-05..02-12
     found = recompute_clocks(festival, "criminal_referral", OPERATOR, NOW, "notice 2027")
     assert found is not None
     new, step = found

@@ -28,15 +28,20 @@ def fresh_calendar():
     cal.clear_caches()
 
 
+def publish_notices(folder, monkeypatch):
+    """The shipped notices plus the fictitious 2027 one in ``folder``, made the
+    LIANDONG_CALENDAR_DIR."""
+    for f in cal.DEFAULT_CALENDAR_DIR.glob("*.yaml"):
+        shutil.copy(f, folder)
+    shutil.copy(FIXTURE_2027, folder)
+    monkeypatch.setenv("LIANDONG_CALENDAR_DIR", str(folder))
+    cal.clear_caches()
+    return folder
+
+
 @pytest.fixture
 def notice_dir(tmp_path, monkeypatch):
-    """The shipped notices plus the fictitious 2027 one, as LIANDONG_CALENDAR_DIR."""
-    for f in cal.DEFAULT_CALENDAR_DIR.glob("*.yaml"):
-        shutil.copy(f, tmp_path)
-    shutil.copy(FIXTURE_2027, tmp_path)
-    monkeypatch.setenv("LIANDONG_CALENDAR_DIR", str(tmp_path))
-    cal.clear_caches()
-    return tmp_path
+    return publish_notices(tmp_path, monkeypatch)
 
 
 def test_sources_per_year() -> None:
