@@ -7,6 +7,7 @@ from collections import defaultdict
 from datetime import datetime, timedelta
 
 from shared.auth import Actor
+from shared.schemas.handoff import RECOMPUTE_COMMAND
 
 ALL_SEEING = ("coordinator", "city_command", "operator", "system")
 COUNTY_ROLES = ("county_command", "agency_head")
@@ -94,8 +95,8 @@ def statistics_of(handoffs: list[dict], steps: list[dict], group_by: str) -> lis
     previous: dict[str, datetime] = {}
     for s in sorted(steps, key=lambda s: (s["handoff_id"], s["step"])):
         key = group_of.get(s["handoff_id"])
-        if key is None:
-            continue
+        if key is None or s["command"] == RECOMPUTE_COMMAND:
+            continue   # a recomputed deadline is no work step: hours run from the last one
         commands[key][s["command"]] += 1
         at = datetime.fromisoformat(s["at"])
         if s["handoff_id"] in previous:

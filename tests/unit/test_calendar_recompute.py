@@ -61,3 +61,17 @@ def test_recompute_moves_exactly_the_affected_open_deadlines(tmp_path, monkeypat
     # recomputing again changes nothing (no second step)
     assert recompute_clocks(new, "criminal_referral", OPERATOR, NOW, "again") is None
 
+
+
+def test_a_recomputation_is_not_a_work_step_in_the_statistics():
+    from services.tracker.domain import statistics_of
+    handoff = {"handoff_id": "h1", "created_at": "2027-02-04T01:00:00+00:00", "open": True,
+               "state": "received", "county": "lucheng", "kind": "criminal_referral"}
+    steps = [{"handoff_id": "h1", "step": 1, "command": "sign_receipt",
+              "at": "2027-02-04T01:00:00+00:00"},
+             {"handoff_id": "h1", "step": 2, "command": "recompute_deadlines",
+              "at": "2027-02-05T01:00:00+00:00"},
+             {"handoff_id": "h1", "step": 3, "command": "file",
+              "at": "2027-02-07T01:00:00+00:00"}]
+    (group,) = statistics_of([handoff], steps, "county")
+    assert group["hours_per_step"] == {"file": 72.0}
