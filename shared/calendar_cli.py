@@ -130,7 +130,12 @@ def cmd_apply(args) -> int:
     token = cli._operator_token(args)
     total = 0
     results = []
-    with cli._rpc() as rpc:
+    from nameko.standalone.rpc import ClusterRpcProxy
+
+    from shared.deadletters import amqp_uri
+    # every open handoff is looked at: more time than an ordinary call (a retry after a
+    # timeout is harmless: deadlines already recomputed do not move again)
+    with ClusterRpcProxy({"AMQP_URI": amqp_uri()}, timeout=args.timeout) as rpc:
         for name in HANDOFF_SERVICES:
             result = cli._call(getattr(rpc, name).recompute_deadlines, token, reason)
             results.append(result)
@@ -186,4 +191,7 @@ def add_parser(sub) -> None:
                    help="check: a year (contracts/calendar/YEAR.yaml) or a file; "
                         "apply: the year whose notice was added (for the steps' reason)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--timeout", type=float, default=600.0, metavar="SECONDS",
+                   help="apply: how long each service may take (default 600; running it "
+                        "again is harmless)")
     p.set_defaults(fn=cmd_calendar)

@@ -178,6 +178,7 @@ class HandoffStore:
 
 
 LIST_CHUNK = 500   # rows read per round while a list page fills with visible ones
+RECOMPUTE_CHUNK = 100   # handoffs whose deadlines are recomputed in one transaction
 
 
 def _now() -> datetime:
@@ -332,22 +333,35 @@ class HandoffService:
                 select(self.handoffs.handoffs.c.id, self.handoffs.handoffs.c.doc)
                 .order_by(self.handoffs.handoffs.c.id)).yield_per(500)
                 if (r.doc or {}).get("clocks")]
-        moved = []
-        for handoff_id in ids:
-            with self.db.transaction() as s:
-                rec = self.handoffs.load(s, handoff_id, for_update=self.db.is_postgres)
-                found = recompute_clocks(rec, rec["kind"], actor, _now(), reason)
-                if found is None:
-                    continue
-                new, step = found
-                self.handoffs.save(s, new, step, self.domain.event_payload(new, step),
-                                   rec["step"])
-                moved.append({"id": handoff_id, "case_number": rec["case_number"],
-                              "changes": step["details"]["changes"]})
+        moved: list[dict] = []
+        for start in range(0, len(ids), RECOMPUTE_CHUNK):
+            chunk = ids[start:start + RECOMPUTE_CHUNK]
+            try:
+                with self.db.transaction() as s:
+                    found = [m for h in chunk if (m := self._recompute(s, h, actor, reason))]
+            except InvalidTransition:
+                # a user acted on one of them meanwhile: one transaction each, so only
+                # that one is retried on its new step
+                found = []
+                for handoff_id in chunk:
+                    with self.db.transaction() as s:
+                        if m := self._recompute(s, handoff_id, actor, reason):
+                            found.append(m)
+            moved += found
         return {"service": self.name, "checked": len(ids), "moved": moved,
                 "calendar": [calendar.year_calendar(y).describe()
                              for y in sorted({calendar.to_local(_now()).year + i
                                               for i in (0, 1)})]}
+
+    def _recompute(self, s, handoff_id, actor, reason) -> dict | None:
+        rec = self.handoffs.load(s, handoff_id, for_update=self.db.is_postgres)
+        found = recompute_clocks(rec, rec["kind"], actor, _now(), reason)
+        if found is None:
+            return None
+        new, step = found
+        self.handoffs.save(s, new, step, self.domain.event_payload(new, step), rec["step"])
+        return {"id": handoff_id, "case_number": rec["case_number"],
+                "changes": step["details"]["changes"]}
 
     @rpc
     def health(self):

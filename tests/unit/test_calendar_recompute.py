@@ -8,9 +8,13 @@ import pytest
 
 from services.police_handoff import domain
 from shared import calendar as cal
+from shared import handoffs as handoffs_module
 from shared.auth import Actor
+from shared.errors import NotAllowed
 from shared.events import validate_payload
+from shared.handoffs import HandoffService, HandoffStore
 from shared.procedure import recompute_clocks
+from tests.helpers import COORDINATOR, HEAD, POLICE, TRANSFER, UNIT, draft_payload, token
 from tests.unit.test_calendar_sources import end_of, publish_notices
 from tests.unit.test_police_domain import Case
 
@@ -75,3 +79,47 @@ def test_a_recomputation_is_not_a_work_step_in_the_statistics():
               "at": "2027-02-07T01:00:00+00:00"}]
     (group,) = statistics_of([handoff], steps, "county")
     assert group["hours_per_step"] == {"file": 72.0}
+
+
+class _PoliceHandoffs(HandoffService):
+    """The shared RPC adapter on a throwaway SQLite database (no broker needed)."""
+    name = "police_handoff"
+    domain = domain
+
+    def __init__(self, url: str):
+        self.handoffs = HandoffStore("police_handoff", "/wenzhou/transport/police_handoff", url)
+        self.db = self.handoffs.store
+
+
+def _receive(svc, monkeypatch, when: datetime, number: str) -> dict:
+    monkeypatch.setattr(handoffs_module, "_now", lambda: when)
+    rec = svc.create(token(UNIT), "draft", draft_payload(number))
+    svc.act(token(UNIT), rec["id"], "request_approval", {"transfer_report": "核实报告"})
+    svc.act(token(HEAD), rec["id"], "approve", {"opinion": "同意"})
+    svc.act(token(UNIT), rec["id"], "transfer", TRANSFER)
+    return svc.act(token(POLICE), rec["id"], "sign_receipt",
+                   {"receipt_number": "R-1", "receiving_officer": "王"})
+
+
+def test_the_rpc_moves_only_affected_open_deadlines_and_records_each(tmp_path, monkeypatch):
+    svc = _PoliceHandoffs(f"sqlite:///{tmp_path / 'police.db'}")
+    festival = _receive(svc, monkeypatch, datetime(2027, 2, 4, 2, tzinfo=UTC), "WZ-LC-1")
+    march = _receive(svc, monkeypatch, datetime(2027, 3, 1, 2, tzinfo=UTC), "WZ-LC-2")
+    draft = svc.create(token(UNIT), "draft", draft_payload("WZ-LC-3"))
+    assert datetime.fromisoformat(festival["deadline"]["due"]) == end_of(2027, 2, 11)
+
+    with pytest.raises(NotAllowed):
+        svc.recompute_deadlines(token(COORDINATOR))
+    assert svc.recompute_deadlines(token(OPERATOR))["moved"] == []   # nothing changed yet
+
+    publish_notices(tmp_path, monkeypatch)
+    result = svc.recompute_deadlines(token(OPERATOR), "2027 notice")
+    assert [m["id"] for m in result["moved"]] == [festival["id"]]
+    shown = svc.get(token(COORDINATOR), festival["id"])
+    assert datetime.fromisoformat(shown["deadline"]["due"]) == end_of(2027, 2, 15)
+    assert shown["timeline"][-1]["command"] == "recompute_deadlines"
+    assert shown["timeline"][-1]["details"]["reason"] == "2027 notice"
+    assert svc.get(token(COORDINATOR), march["id"])["step"] == march["step"]
+    assert svc.get(token(COORDINATOR), draft["id"])["step"] == draft["step"]
+    assert svc.verify_audit(token(COORDINATOR))["problems"] == {}
+    assert svc.recompute_deadlines(token(OPERATOR))["moved"] == []   # done once
