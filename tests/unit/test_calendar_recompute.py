@@ -2,7 +2,7 @@
 (issue 19): exactly the affected open deadlines move, each move is a validated step."""
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -67,18 +67,30 @@ def test_recompute_moves_exactly_the_affected_open_deadlines(tmp_path, monkeypat
 
 
 
-def test_a_recomputation_is_not_a_work_step_in_the_statistics():
-    from services.tracker.domain import statistics_of
-    handoff = {"handoff_id": "h1", "created_at": "2027-02-04T01:00:00+00:00", "open": True,
-               "state": "received", "county": "lucheng", "kind": "criminal_referral"}
-    steps = [{"handoff_id": "h1", "step": 1, "command": "sign_receipt",
-              "at": "2027-02-04T01:00:00+00:00"},
-             {"handoff_id": "h1", "step": 2, "command": "recompute_deadlines",
-              "at": "2027-02-05T01:00:00+00:00"},
-             {"handoff_id": "h1", "step": 3, "command": "file",
-              "at": "2027-02-07T01:00:00+00:00"}]
-    (group,) = statistics_of([handoff], steps, "county")
-    assert group["hours_per_step"] == {"file": 72.0}
+def test_a_recomputation_is_not_a_work_step_in_the_statistics(tmp_path):
+    from sqlalchemy import create_engine
+    from sqlalchemy.orm import Session
+
+    from services.tracker import domain as tracker_domain
+    from services.tracker import store as tr
+    from tests.unit.test_tracker_batches import CONSUMER, T0, event
+
+    engine = create_engine(f"sqlite:///{tmp_path / 'tracker.db'}")
+    tr.metadata.create_all(engine)
+    first, recomputed, filed = event("h1", 1), event("h1", 2), event("h1", 3)
+    recomputed["data"]["command"] = "recompute_deadlines"
+    recomputed["data"]["at"] = (T0 + timedelta(hours=24)).isoformat()
+    filed["data"]["at"] = (T0 + timedelta(hours=72)).isoformat()
+    first["data"]["at"] = T0.isoformat()
+    with Session(engine) as s, s.begin():
+        tr.apply_batch(s, [first, recomputed], CONSUMER)
+    with Session(engine) as s, s.begin():    # the next step arrives in a later batch
+        tr.apply_batch(s, [filed], CONSUMER)
+    with Session(engine) as s:
+        parts = tr.statistics(s, "county", None, None, T0 + timedelta(days=5))
+    (group,) = tracker_domain.statistics_from(parts, "county")
+    engine.dispose()
+    assert group["hours_per_step"] == {"step3": 72.0}
 
 
 class _PoliceHandoffs(HandoffService):
