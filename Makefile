@@ -58,7 +58,7 @@ contracts: venv ## regenerate contracts/ (JSON Schemas, AsyncAPI) from the code
 lint: venv ## ruff
 	$(BIN)/ruff check shared services tests
 
-bench: venv servers ## events/s, latency, board at 1M, then history (sweep, statistics) at 100k (ARGS=--smoke|--full|--help)
+bench: venv servers ## (c) Liandong vs (d) the plain nameko peer, recovery, board at 1M, then history at 100k (ARGS=--smoke|--full|--help)
 	$(BIN)/python -m bench $(ARGS)
 	$(BIN)/python -m bench.history $(filter --smoke --full,$(ARGS))
 

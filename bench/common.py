@@ -99,6 +99,28 @@ def summarize(name: str, latencies_s: list[float], count: int, seconds: float,
             **extra}
 
 
+def paced(first: int, submit, *, count=None, seconds=None, rate=0.0,
+          sleep=time.sleep) -> dict:
+    """Hand indices ``first, first+1, ...`` to ``submit`` (which blocks while every worker
+    is busy) until ``count`` were handed or ``seconds`` passed; open-loop at ``rate``/s
+    when given (``max_lag``: how late the latest index was handed), else back to back."""
+    i, t0, lag = first, time.time(), 0.0
+    while True:
+        now = time.time()
+        if (count is not None and i - first >= count) or \
+                (seconds is not None and now - t0 >= seconds):
+            break
+        if rate:
+            due = t0 + (i - first) / rate
+            if due > now:
+                sleep(due - now)
+            else:
+                lag = max(lag, now - due)
+        submit(i)
+        i += 1
+    return {"first": first, "sent": i - first, "t_start": t0, "max_lag": lag}
+
+
 # --------------------------------------------------------------- worker processes
 
 def spawn(module: str, *args: str, env: dict | None = None) -> subprocess.Popen:

@@ -24,7 +24,7 @@ from pathlib import Path
 import eventlet
 from nameko.extensions import Entrypoint
 
-from bench.common import say
+from bench.common import paced, say
 
 
 def plan(container) -> dict:
@@ -45,25 +45,12 @@ class Pump(Entrypoint):
 
     def _phase(self, first: int, *, count=None, seconds=None, rate=0.0) -> dict:
         counts = {"ok": 0, "failed": 0}
-        i, t0, lag = first, time.time(), 0.0
-        while True:
-            now = time.time()
-            if (count is not None and i - first >= count) or \
-                    (seconds is not None and now - t0 >= seconds):
-                break
-            if rate:
-                due = t0 + (i - first) / rate
-                if due > now:
-                    eventlet.sleep(due - now)
-                else:
-                    lag = max(lag, now - due)
-            # blocks while max_workers workers are busy (nameko's GreenPool)
-            self.container.spawn_worker(self, (i,), {},
-                                        handle_result=partial(self._result, counts))
-            i += 1
+        # spawn_worker blocks while max_workers workers are busy (nameko's GreenPool)
+        paced_ = paced(first, lambda i: self.container.spawn_worker(
+            self, (i,), {}, handle_result=partial(self._result, counts)),
+            count=count, seconds=seconds, rate=rate, sleep=eventlet.sleep)
         self.container._worker_pool.waitall()
-        return {**counts, "first": first, "sent": i - first, "t_start": t0,
-                "t_end": time.time(), "max_lag": lag}
+        return {**counts, **paced_, "t_end": time.time()}
 
     def _run(self):
         p = plan(self.container)

@@ -1,4 +1,4 @@
-"""One nameko worker process of scenario (b) or (c), started by the orchestrator:
+"""One nameko worker process of scenario (b), started by the orchestrator:
 ``python -m bench.node ROLE --dir RUN_DIR --amqp URI [...]``. Says READY on stdout
 when its consumers are up; a consumer says FINISHED when it has written its
 results, a producer stops when the orchestrator writes RUN_DIR/stop."""
@@ -19,8 +19,6 @@ from bench.common import say  # noqa: E402
 ROLES = {
     "naive-producer": ("bench.naive", "NaiveProducer"),
     "naive-consumer": ("bench.naive", "NaiveConsumer"),
-    "liandong-producer": ("bench.pipeline", "PoliceHandoffRequests"),
-    "liandong-consumer": ("bench.pipeline", "TrackerConsumer"),
 }
 
 

@@ -1,11 +1,11 @@
-"""Running one scenario: a throwaway vhost (and databases), the consumer process,
-then the producer process, and the statistics of what the consumer recorded."""
+"""Running scenarios (a) and (b): a throwaway vhost, the consumer process, then the
+producer process, and the statistics of what the consumer recorded. (c) runs the real
+services: bench/live.py."""
 from __future__ import annotations
 
 import json
 import shutil
 import tempfile
-import time
 from pathlib import Path
 
 from bench import common
@@ -102,75 +102,3 @@ def naive(opts, rate: float, seconds: float) -> dict:
         args = _node_args(opts, uri, rate, seconds)
         return run_pair("(b) naive nameko", _mode(rate), ["naive-consumer", *args],
                         ["naive-producer", *args], "bench.node", seconds)
-
-
-def _stages(run_dir: Path, backend: str, prefix: str) -> dict:
-    """Where an event's latency goes, from the consumer's record and the producer's
-    outbox (created inside the request's transaction, sent_at after the confirms)."""
-    from datetime import datetime, timezone
-
-    from sqlalchemy import create_engine, text
-
-    from shared.db import normalize_url
-    url = (f"{common.PG_DSN}/{prefix}police_handoff" if backend == "postgres"
-           else f"sqlite:///{run_dir / 'police_handoff.db'}")
-    engine = create_engine(normalize_url(url))
-    with engine.connect() as conn:
-        rows = {r[0]: (r[1], r[2]) for r in conn.execute(
-            text("SELECT event_id, created_at, sent_at FROM outbox"))}
-    engine.dispose()
-
-    def ts(value):
-        if value is None:
-            return None
-        if isinstance(value, str):         # SQLite: text
-            value = datetime.fromisoformat(value)
-        if value.tzinfo is None:           # SQLite: naive UTC
-            value = value.replace(tzinfo=timezone.utc)
-        return value.timestamp()
-    first = json.loads((run_dir / "done.json").read_text())["measured"]["first"]
-    parts: dict[str, list[float]] = {"request -> outbox row": [],
-                                     "outbox row -> confirmed + marked": [],
-                                     "outbox row -> tracker handler": [],
-                                     "tracker handler -> commit": []}
-    for i, dispatched, committed, started, event_id in json.loads(
-            (run_dir / "consumer.json").read_text())["events"]:
-        if i < first or event_id not in rows:
-            continue
-        created, sent = (ts(v) for v in rows[event_id])
-        parts["request -> outbox row"].append(created - dispatched)
-        if sent is not None:
-            parts["outbox row -> confirmed + marked"].append(sent - created)
-        parts["outbox row -> tracker handler"].append(started - created)
-        parts["tracker handler -> commit"].append(committed - started)
-    out = {}
-    for name, values in parts.items():
-        values.sort()
-        out[name] = {p: common.percentile(values, p) * 1e3 for p in (50, 95, 99)}
-    return out
-
-
-def liandong(opts, rate: float, seconds: float, backend: str) -> dict:
-    """(c) request -> commit with outbox -> relay (confirms) -> tracker inbox commit."""
-    rid = common.run_id()
-    run_dir = Path(tempfile.mkdtemp(prefix="liandong-bench-"))
-    prefix = f"lbench_{rid}_"
-    try:
-        with common.vhost(f"liandong-bench-c-{rid}") as uri:
-            env = {"LIANDONG_DATA_DIR": str(run_dir), "DATABASE_URL": "",
-                   "POLICE_HANDOFF_DATABASE_URL": "", "TRACKER_DATABASE_URL": ""}
-            if backend == "postgres":
-                env["DATABASE_URL"] = f"{common.PG_DSN}/{prefix}{{service}}"
-            args = _node_args(opts, uri, rate, seconds)
-            started = time.monotonic()
-            out = run_pair(f"(c) liandong {backend}", _mode(rate),
-                           ["liandong-consumer", *args], ["liandong-producer", *args],
-                           "bench.node", seconds, env=env, run_dir=run_dir,
-                           db_prefix=prefix)
-            out["wall"] = time.monotonic() - started
-            out["stages"] = _stages(run_dir, backend, prefix)
-            return out
-    finally:
-        if backend == "postgres":
-            common.drop_databases(prefix)
-        shutil.rmtree(run_dir, ignore_errors=True)

@@ -27,6 +27,15 @@ SERVICES = ["police_handoff", "tracker", "gateway", "market_referral", "command"
             "supervision"]
 
 
+def _has_database(name: str) -> bool:
+    import importlib.util
+    return importlib.util.find_spec(f"services.{name}.store") is not None
+
+
+# services with a database of their own (services/<name>/store.py), hence an outbox
+DATABASES = [name for name in SERVICES if _has_database(name)]
+
+
 def _print(obj) -> None:
     print(json.dumps(obj, ensure_ascii=False, indent=2, default=str))
 
@@ -118,9 +127,22 @@ def cmd_run(args) -> int:
 
     def start(name):
         log = open(log_dir / f"{name}.log", "ab")
+        # supervised: a service dies with `liandong run`; detached: it outlives it, in a
+        # session of its own (no SIGHUP when the terminal closes)
+        extra = {"start_new_session": True} if args.detach else \
+            {"preexec_fn": _die_with_parent}
         children[name] = subprocess.Popen(service_command(name), cwd=ROOT, env=env,
-                                          stdout=log, stderr=subprocess.STDOUT,
-                                          preexec_fn=_die_with_parent)
+                                          stdout=log, stderr=subprocess.STDOUT, **extra)
+
+    def stop_all():
+        for proc in children.values():
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in children.values():
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
 
     stopping = False
 
@@ -134,34 +156,30 @@ def cmd_run(args) -> int:
         start(name)
         print(f"[{i}/{len(services)}] starting {name} ...", flush=True)
     for name in services:
-        if not wait_healthy(name, args.timeout):
-            print(f"{name} did not become healthy; see {log_dir / (name + '.log')}",
-                  file=sys.stderr)
-            stop()
-            break
+        if stopping or not wait_healthy(name, args.timeout):
+            print(f"liandong run: {name} did not become healthy in {args.timeout:g}s; "
+                  f"stopping every service. See {log_dir / (name + '.log')}", file=sys.stderr)
+            stop_all()
+            return 1
         print(f"  {name:16s} ready  rpc: {name}.*  log: {log_dir / (name + '.log')}", flush=True)
-    if not stopping:
-        databases = os.environ.get("DATABASE_URL") or f"SQLite in {log_dir.parent}"
-        web = os.environ.get("WEB_SERVER_ADDRESS", "127.0.0.1:8000")
-        print(f"Liandong is running on {amqp_uri().rsplit('@', 1)[-1]} (databases: {databases}).\n"
-              f"  HTTP API: http://{web}/api/v1/  (OpenAPI: http://{web}/api/v1/openapi.json,"
-              f" metrics: http://{web}/metrics)\n"
-              "  Try: liandong procedure | liandong --help. Ctrl-C stops.", flush=True)
+    databases = os.environ.get("DATABASE_URL") or f"SQLite in {log_dir.parent}"
+    web = os.environ.get("WEB_SERVER_ADDRESS", "127.0.0.1:8000")
+    print(f"Liandong is running on {amqp_uri().rsplit('@', 1)[-1]} (databases: {databases}).\n"
+          f"  HTTP API: http://{web}/api/v1/  (OpenAPI: http://{web}/api/v1/openapi.json,"
+          f" metrics: http://{web}/metrics)", flush=True)
     if args.detach:
-        return 0 if not stopping else 1
+        pids = " ".join(str(proc.pid) for proc in children.values())
+        print(f"  Detached: the services run on (pids {pids}); stop them with: kill {pids}",
+              flush=True)
+        return 0
+    print("  Try: liandong procedure | liandong --help. Ctrl-C stops.", flush=True)
     while not stopping:
         for name, proc in list(children.items()):
             if proc.poll() is not None:
                 print(f"{name} exited with {proc.returncode}; restarting", file=sys.stderr)
                 start(name)
         time.sleep(1)
-    for proc in children.values():
-        proc.terminate()
-    for proc in children.values():
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    stop_all()
     return 0
 
 
@@ -262,7 +280,7 @@ def cmd_handoff(args) -> int:
 def cmd_rebuild(args) -> int:
     """Reset the tracker and re-apply every service's event history, page by page."""
     token = _operator_token(args)
-    sources = [s for s in SERVICES if s not in ("tracker", "gateway")]
+    sources = [s for s in DATABASES if s != "tracker"]
     totals = {"applied": 0, "duplicate": 0, "stale": 0, "skipped": 0}
     with _rpc() as rpc:
         _call(rpc.tracker.reset, token)
@@ -306,7 +324,7 @@ def cmd_audit(args) -> int:
     token = _operator_token(args)
     failed = False
     with _rpc() as rpc:
-        for name in args.service or [s for s in SERVICES if s not in ("tracker", "gateway")]:
+        for name in args.service or [s for s in DATABASES if s != "tracker"]:
             result = _call(getattr(rpc, name).verify_audit, token, args.id)
             status = "BROKEN" if result["problems"] else "intact"
             print(f"{name:16s} {result['handoffs']} handoff(s), {result['steps']} step(s): "
@@ -396,22 +414,51 @@ def cmd_keys(args) -> int:
 
 
 def cmd_outbox(args) -> int:
+    """Unsent outbox rows per service, read from each service's own database (it works
+    while the service is down: that is when the operator needs it)."""
     from shared.messaging import backlog
-    for name in args.service or SERVICES:
-        _print(backlog(_store(name)))
-    return 0
+    status = 0
+    for name in args.service or DATABASES:
+        store = _store(name)
+        try:
+            found = backlog(store)
+        except Exception as exc:  # noqa: BLE001 - one unreadable database, go on
+            print(f"{name:16s} cannot read the outbox: {_reason(exc)}")
+            status = 1
+            continue
+        finally:
+            store.dispose()
+        print(f"{name:16s} unsent {found['unsent']:6d}   oldest {found['oldest'] or '-'}")
+    return status
 
 
 def _store(name: str):
+    """An operator's handle on a service's existing database: creates nothing."""
     import importlib
-    return importlib.import_module(f"services.{name}.store").store
+    if name not in DATABASES:
+        raise SystemExit(f"liandong: {name} has no database (hence no outbox)")
+    return importlib.import_module(f"services.{name}.store").store.existing()
+
+
+def _reason(exc: Exception) -> str:
+    """One line for an operator, not a stack trace."""
+    from sqlalchemy.exc import DBAPIError
+    if isinstance(exc, DBAPIError):
+        exc = exc.orig or exc
+    return f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc) else ''}"
 
 
 def cmd_relay(args) -> int:
     from shared.logging import configure_logging
     from shared.messaging import Relay
     configure_logging(f"{args.service}.relay")
-    relay = Relay(_store(args.service), amqp_uri())
+    store = _store(args.service)
+    try:
+        store.engine  # noqa: B018 - fails now, clearly, if the database is not there
+    except Exception as exc:  # noqa: BLE001
+        raise SystemExit(f"liandong relay: cannot open {args.service}'s database: "
+                         f"{_reason(exc)}") from None
+    relay = Relay(store, amqp_uri())
     if args.once:
         print(f"published {relay.drain()} events")
         return 0
@@ -558,7 +605,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(fn=cmd_demo)
 
     p = sub.add_parser("audit", help="verify the tamper-evident audit trails (hash chains)")
-    p.add_argument("--service", action="append", help="only this service (repeatable)")
+    p.add_argument("--service", action="append", help="only this service (repeatable)",
+                   choices=[s for s in DATABASES if s != "tracker"])
     p.add_argument("--id", help="only this handoff")
     p.add_argument("--tokens", action="store_true",
                    help="instead: list every token this CLI issued (who ran it, for which "
@@ -590,12 +638,13 @@ def build_parser() -> argparse.ArgumentParser:
                                      "<LIANDONG_KEYS_DIR>/tokens); public keys in its public/")
         k.set_defaults(fn=cmd_keys)
 
-    p = sub.add_parser("outbox", help="show each service's unsent outbox backlog")
-    p.add_argument("--service", action="append", choices=SERVICES)
+    p = sub.add_parser("outbox", help="show each service's unsent outbox backlog (read "
+                       "from its database; works while the service is down)")
+    p.add_argument("--service", action="append", choices=DATABASES)
     p.set_defaults(fn=cmd_outbox)
 
     p = sub.add_parser("relay", help="run a service's outbox relay as its own process")
-    p.add_argument("--service", required=True, choices=SERVICES)
+    p.add_argument("--service", required=True, choices=DATABASES)
     p.add_argument("--once", action="store_true", help="publish the backlog and exit")
     p.set_defaults(fn=cmd_relay)
 
@@ -613,7 +662,22 @@ def main(argv=None) -> int:
     import warnings
     warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
     args = build_parser().parse_args(argv)
-    return args.fn(args) or 0
+    try:
+        return args.fn(args) or 0
+    except Exception as exc:
+        if not _unreachable(exc):
+            raise
+        print(f"liandong {args.cmd}: {_reason(exc)}\n  (is RabbitMQ at "
+              f"{amqp_uri().rsplit('@', 1)[-1]} and the service running? `liandong health` "
+              "says which one answers)", file=sys.stderr)
+        return 1
+
+
+def _unreachable(exc: Exception) -> bool:
+    """The broker or a service did not answer: an operator's error line, not a trace."""
+    from nameko.exceptions import RpcTimeout, UnknownService
+    return isinstance(exc, (RpcTimeout, UnknownService, ConnectionError)) or \
+        type(exc).__module__.split(".")[0] in ("amqp", "kombu", "pika")
 
 
 if __name__ == "__main__":

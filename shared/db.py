@@ -91,9 +91,17 @@ def advisory_lock(conn, name: str):
         conn.execute(text("SELECT pg_advisory_unlock(hashtext(:k))"), {"k": key})
 
 
-def make_engine(url: str) -> Engine:
+class MissingDatabase(LookupError):
+    """A service's database does not exist (yet) where the configuration points."""
+
+
+def make_engine(url: str, create: bool = True) -> Engine:
+    """An engine on ``url``; ``create=False`` opens only a database that exists (raises
+    ``MissingDatabase``) instead of creating an empty one."""
     parsed = normalize_url(url)
     _make_cooperative(parsed)
+    if not create:
+        _must_exist(parsed)
     if parsed.drivername.startswith("sqlite"):
         engine = create_engine(parsed, connect_args={"timeout": 30, "check_same_thread": False})
 
@@ -106,25 +114,48 @@ def make_engine(url: str) -> Engine:
             cur.close()
 
         return engine
-    ensure_database(url)
+    if create:
+        ensure_database(url)
     return create_engine(parsed, pool_size=10, max_overflow=10, pool_pre_ping=True)
+
+
+def _must_exist(parsed) -> None:
+    if parsed.drivername.startswith("sqlite"):
+        path = parsed.database
+        if path and path != ":memory:" and not Path(path).exists():
+            raise MissingDatabase(f"no database file {path}")
+        return
+    admin = create_engine(parsed.set(database="postgres"))
+    try:
+        with admin.connect() as conn:
+            found = conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"),
+                                 {"n": parsed.database}).scalar()
+    finally:
+        admin.dispose()
+    if not found:
+        raise MissingDatabase(f"no database {parsed.database!r} on "
+                              f"{parsed.host or 'localhost'}:{parsed.port or 5432}")
 
 
 class Store:
     """One service's database: engine, schema creation and transactional sessions."""
 
-    def __init__(self, service: str, metadata: MetaData, url: str | None = None):
+    def __init__(self, service: str, metadata: MetaData, url: str | None = None,
+                 create: bool = True):
         self.service = service
         self.metadata = metadata
         self.url = url or database_url(service)
+        self.create = create
         self._engine: Engine | None = None
         self._sessions: sessionmaker | None = None
 
     @property
     def engine(self) -> Engine:
         if self._engine is None:
-            engine = make_engine(self.url)
-            if engine.dialect.name == "postgresql":
+            engine = make_engine(self.url, create=self.create)
+            if not self.create:
+                pass
+            elif engine.dialect.name == "postgresql":
                 with engine.connect() as conn, advisory_lock(conn, "create-schema"):
                     self.metadata.create_all(conn)
                     conn.commit()
@@ -147,6 +178,11 @@ class Store:
         """A session in one transaction: committed on success, rolled back on error."""
         with self.session() as session, session.begin():
             yield session
+
+    def existing(self) -> Store:
+        """Another handle on this database for operator tools: opens it only if it exists
+        and creates nothing in it (``Store.engine`` raises ``MissingDatabase`` if not)."""
+        return Store(self.service, self.metadata, self.url, create=False)
 
     def dispose(self) -> None:
         if self._engine is not None:

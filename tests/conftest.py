@@ -162,10 +162,12 @@ class Stack:
             env["DATABASE_URL"] = self.database_url
         return env
 
-    def start(self, name: str, wait: bool = True, **extra_env) -> subprocess.Popen:
+    def start(self, name: str, wait: bool = True, command: list[str] | None = None,
+              **extra_env) -> subprocess.Popen:
+        """Start a service (``command``: another nameko service than services/<name>)."""
         from shared.cli import service_command
         log = open(self.tmp / f"{name}.log", "ab")
-        proc = subprocess.Popen(service_command(name), cwd=ROOT, stdout=log,
+        proc = subprocess.Popen(command or service_command(name), cwd=ROOT, stdout=log,
                                 stderr=subprocess.STDOUT, env={**self.env, **extra_env})
         self.procs[name] = proc
         if wait:
