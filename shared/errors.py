@@ -69,6 +69,26 @@ class IdempotencyConflict(Rejected):
     http_status = 409
 
 
+@deserialize_to_instance
+class TooManyAttempts(Rejected):
+    """Sign-in throttled: ``retry_after`` seconds until the next attempt is heard."""
+    code = "too_many_attempts"
+    http_status = 429
+
+    def __init__(self, message: str, errors: dict | None = None, code: str | None = None,
+                 retry_after: int = 1):
+        super().__init__(message, errors, code)
+        self.retry_after = retry_after
+
+
+@deserialize_to_instance
+class Unavailable(Rejected):
+    """The service cannot answer safely now (e.g. its revocation list is not current):
+    it refuses rather than guess; the caller may retry."""
+    code = "unavailable"
+    http_status = 503
+
+
 def bounded(value, field: str, low: int, high: int) -> int:
     """An integer parameter within [low, high], or InvalidInput naming the field."""
     try:

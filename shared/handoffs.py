@@ -319,4 +319,5 @@ class HandoffService:
     @rpc
     def health(self):
         """Liveness for compose and ``make run``: answers once consumers and DB are up."""
-        return {"service": self.name, "outbox": backlog(self.db)}
+        return {"service": self.name, "outbox": backlog(self.db),
+                "revocations": self.revocations.status()}

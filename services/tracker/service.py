@@ -16,6 +16,7 @@ from shared.errors import InvalidInput, NotAllowed, NotFound, bounded
 from shared.logging import configure_logging
 from shared.messaging import backlog
 from shared.nameko_ext import Database, OutboxRelay, on_events, rpc
+from shared.revocations import Revocations
 from shared.tokenkeys import check_startup
 
 configure_logging("tracker")
@@ -47,6 +48,7 @@ class TrackerService:
 
     db = Database(st.store)
     relay = OutboxRelay(st.store)
+    revocations = Revocations()      # refuses revoked tokens, fails closed
 
     @on_events(CONSUMER, max_batch=BATCH)
     def on_events(self, envelopes):
@@ -55,8 +57,10 @@ class TrackerService:
 
     def _apply(self, envelopes) -> dict[str, int]:
         """Apply handoff events in one transaction; the tracker's own deadline alerts
-        come back on its queue too and are skipped (an empty batch touches nothing)."""
-        handoff_events = [e for e in envelopes if not e["type"].startswith("deadline.")]
+        come back on its queue too and are skipped, as are token revocations (kept by
+        shared/revocations.py); an empty batch touches nothing."""
+        handoff_events = [e for e in envelopes
+                          if not e["type"].startswith(("deadline.", "token."))]
         with self.db.transaction() as s:
             counts = st.apply_batch(s, handoff_events, CONSUMER)
         return {**counts, "skipped": len(envelopes) - len(handoff_events)}
@@ -144,4 +148,5 @@ class TrackerService:
 
     @rpc
     def health(self):
-        return {"service": self.name, "outbox": backlog(self.db)}
+        return {"service": self.name, "outbox": backlog(self.db),
+                "revocations": self.revocations.status()}
