@@ -32,6 +32,7 @@ from shared.db import Store
 from shared.errors import InvalidTransition, NotAllowed, NotFound, bounded
 from shared.messaging import backlog, export, messaging_tables, stage
 from shared.nameko_ext import rpc
+from shared.revocations import revocation_status
 
 
 class HandoffDomain(Protocol):
@@ -320,4 +321,4 @@ class HandoffService:
     def health(self):
         """Liveness for compose and ``make run``: answers once consumers and DB are up."""
         return {"service": self.name, "outbox": backlog(self.db),
-                "revocations": self.revocations.status()}
+                "revocations": revocation_status(self)}

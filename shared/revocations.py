@@ -105,6 +105,13 @@ def wait_seconds() -> float:
     return float(os.environ.get("LIANDONG_REVOCATION_WAIT", "5"))
 
 
+def revocation_status(service) -> dict:
+    """A service's revocation status for its ``health`` (or that it has not joined)."""
+    joined = getattr(service, "revocations", None)
+    return joined.status() if joined is not None else {"current": None,
+                                                       "joined": False}
+
+
 class Revocations(DependencyProvider):
     """``revocations = Revocations()``: this process refuses revoked tokens and fails
     closed while it cannot be sure of the list (module docstring)."""

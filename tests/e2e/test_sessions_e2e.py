@@ -14,7 +14,6 @@ import uuid
 import pyotp
 import pytest
 import requests
-from sqlalchemy import text
 
 from shared.errors import Unauthenticated, Unavailable
 from tests.conftest import ROOT, free_port, wait_for
@@ -247,17 +246,8 @@ def test_security_audit_lists_and_detects_tampering(web):
         assert kind in out.stdout, out.stdout
     assert "192.0.2.200" in out.stdout and "chain intact" in out.stdout
 
-    store = web.store("gateway")
-    with store.transaction() as s:
-        if web.backend == "postgres":
-            s.execute(text("ALTER TABLE security_audit DISABLE TRIGGER USER"))
-        else:
-            s.execute(text("DROP TRIGGER security_audit_no_update"))
-        s.execute(text("UPDATE security_audit SET address = '10.9.9.9' WHERE username = :u "
-                       "AND kind = 'signin.failed'"), {"u": name})
-        if web.backend == "postgres":
-            s.execute(text("ALTER TABLE security_audit ENABLE TRIGGER USER"))
-    store.dispose()
+    web.tamper("gateway", "security_audit", "UPDATE security_audit SET address = "
+               "'10.9.9.9' WHERE username = :u AND kind = 'signin.failed'", {"u": name})
     broken = cli(web, "audit", "--security", "--user", name)
     assert broken.returncode == 1 and "BROKEN" in broken.stdout
     assert "content does not match its hash" in broken.stdout
