@@ -58,8 +58,21 @@ def production() -> bool:
 
 # ------------------------------------------------------------------ passwords
 
+def _off_hub(fn, *args):
+    """Run an Argon2 computation (~0.1 s of CPU, the GIL released) in an OS thread when
+    under eventlet, so one sign-in does not stall every other request of the gateway."""
+    try:
+        import eventlet.patcher
+        if eventlet.patcher.is_monkey_patched("socket"):
+            from eventlet import tpool
+            return tpool.execute(fn, *args)
+    except ImportError:  # pragma: no cover - eventlet is a dependency
+        pass
+    return fn(*args)
+
+
 def hash_password(password: str) -> str:
-    return HASHER.hash(password)
+    return _off_hub(HASHER.hash, password)
 
 
 def _legacy_pbkdf2(password: str, stored: str) -> bool:
@@ -89,7 +102,7 @@ def check_password(password: str, stored: str | None) -> tuple[bool, bool]:
     if stored.startswith("pbkdf2_sha256$"):
         return _legacy_pbkdf2(password, stored), True
     try:
-        HASHER.verify(stored, password)
+        _off_hub(HASHER.verify, stored, password)
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False, False
     return True, HASHER.check_needs_rehash(stored)
