@@ -1,7 +1,8 @@
 """The gateway's WSGI wrapper: what every HTTP response and request goes through before
 nameko sees it (issue 15 part 3).
 
-* A body larger than ``LIANDONG_MAX_BODY_BYTES`` (default 1 MiB) is refused with 413
+* A body larger than ``LIANDONG_MAX_BODY_BYTES`` (default 1 MiB; ``BODY_LIMITS`` per
+  path, e.g. the supervision import's own limit) is refused with 413
   before it is read: by its ``Content-Length``, or — chunked — as soon as more than the
   limit has arrived. A ``Content-Length`` that is not a number is a 400.
 * Security headers on every response (a handler's own value wins): a
@@ -28,7 +29,14 @@ COMMON = {"X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY",
 HSTS = "max-age=31536000; includeSubDomains"
 
 
-def max_body_bytes() -> int:
+# path prefix -> its own body limit (the supervision import takes files up to 20 MiB)
+BODY_LIMITS: dict[str, int] = {}
+
+
+def max_body_bytes(path: str = "") -> int:
+    for prefix in sorted(BODY_LIMITS, key=len, reverse=True):
+        if path.startswith(prefix):
+            return BODY_LIMITS[prefix]
     return int(os.environ.get("LIANDONG_MAX_BODY_BYTES", str(1024 * 1024)))
 
 
@@ -49,14 +57,14 @@ def _over_limit(environ, limit: int):
             return ("400 Bad Request", "bad_request", "Content-Length is not a number",
                     {"Content-Length": ["a number of bytes"]})
         if int(length) > limit:
-            return ("413 Request Entity Too Large", "too_large",
+            return ("413 Request Entity Too Large", "payload_too_large",
                     f"request body of {length} bytes is over the limit of {limit}",
                     {"body": [f"at most {limit} bytes"]})
         return None
     if "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
         data = environ["wsgi.input"].read(limit + 1)
         if len(data) > limit:
-            return ("413 Request Entity Too Large", "too_large",
+            return ("413 Request Entity Too Large", "payload_too_large",
                     f"request body is over the limit of {limit} bytes",
                     {"body": [f"at most {limit} bytes"]})
         environ["wsgi.input"] = io.BytesIO(data)
@@ -76,7 +84,7 @@ def _tls(environ) -> bool:
 def secure(app):
     """Wrap a WSGI app with the body limit and the security headers."""
     def wrapped(environ, start_response):
-        refused = _over_limit(environ, max_body_bytes())
+        refused = _over_limit(environ, max_body_bytes(environ.get("PATH_INFO", "")))
         if refused:
             return _refuse(start_response, *refused)
         api = environ.get("PATH_INFO", "").startswith("/api/")

@@ -257,7 +257,7 @@ def test_bad_requests_and_security_headers(web):
     base = web.base_url
     big = requests.post(f"{base}/api/v1/login", data=b"{" + b" " * (20 * 1024 * 1024) + b"}",
                         headers={"Content-Type": "application/json"}, timeout=60)
-    assert big.status_code == 413 and big.json()["code"] == "too_large"
+    assert big.status_code == 413 and big.json()["code"] == "payload_too_large"
 
     def chunks():
         for _ in range(40):

@@ -117,13 +117,14 @@ def test_totp_required_once_enrolled_and_never_replayed(db, monkeypatch):
 
 def test_disabled_user_and_revocations(db):
     token = users.sign_in("alice", GOOD)
+    issued_at = int(time.time())
     with db.transaction() as s:
         sec.set_disabled(s, "alice", True, "test")
     with pytest.raises(Unauthenticated):
         users.sign_in("alice", GOOD, address="192.0.2.9")
     with db.session() as s:
         active = sec.active_revocations(s)
-        claims = {"sub": "alice", "jti": "x", "iat": int(time.time())}
+        claims = {"sub": "alice", "jti": "x", "iat": issued_at}
         assert sec.is_revoked(s, claims)
         assert not sec.is_revoked(s, {**claims, "iat": active[0]["not_before"]})
     assert token["token"]
