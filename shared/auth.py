@@ -13,6 +13,8 @@ with a public key or an old shared secret is refused whatever its header says.
 """
 from __future__ import annotations
 
+import os
+import re
 import time
 import uuid
 from dataclasses import asdict, dataclass
@@ -22,7 +24,7 @@ import jwt
 from shared import tokenkeys
 from shared.errors import NotAllowed, Unauthenticated
 
-TTL_SECONDS = 8 * 3600
+TTL_DEFAULT = "8h"          # a working shift; LIANDONG_TOKEN_TTL changes it
 LEEWAY_SECONDS = 30         # clock difference tolerated between hosts (exp, iat)
 CLAIMS = ("iss", "sub", "role", "unit", "iat", "exp", "jti")
 NOT_SIGNED = ("token signature is not valid: expected an Ed25519-signed token "
@@ -70,11 +72,31 @@ class Issued:
     claims: dict
 
 
-def mint(actor: Actor, ttl_seconds: int = TTL_SECONDS, issuer: str = "gateway") -> Issued:
+def duration_seconds(text: str, name: str) -> int:
+    """``"8h"``, ``"30m"``, ``"90s"``, ``"2d"`` or plain seconds, as seconds (ValueError
+    naming the setting otherwise)."""
+    match = re.fullmatch(r"\s*(\d+)\s*([smhd]?)\s*", str(text))
+    if not match or int(match.group(1)) <= 0:
+        raise ValueError(f"{name}={text!r}: expected a positive duration such as 8h, 30m, "
+                         f"90s or a number of seconds")
+    return int(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)]
+
+
+def ttl_seconds() -> int:
+    """How long a token lives: ``LIANDONG_TOKEN_TTL`` (default 8 h, a working shift)."""
+    return duration_seconds(os.environ.get("LIANDONG_TOKEN_TTL", TTL_DEFAULT),
+                            "LIANDONG_TOKEN_TTL")
+
+
+TTL_SECONDS = ttl_seconds()
+
+
+def mint(actor: Actor, ttl_seconds: int | None = None, issuer: str = "gateway") -> Issued:
     """Sign a token for ``actor`` with ``issuer``'s private key (tokenkeys.KeySetupError
     when this process holds none: a service with only public keys cannot issue)."""
     if actor.role not in ROLES:
         raise ValueError(f"unknown role {actor.role!r}")
+    ttl_seconds = ttl_seconds or TTL_SECONDS
     key = tokenkeys.signing_key(issuer)
     now = int(time.time())
     claims = {"iss": issuer, "sub": actor.user_id, "role": actor.role, "unit": actor.unit,
@@ -84,15 +106,27 @@ def mint(actor: Actor, ttl_seconds: int = TTL_SECONDS, issuer: str = "gateway") 
     return Issued(token=token, kid=key.kid, claims=claims)
 
 
-def issue_token(actor: Actor, ttl_seconds: int = TTL_SECONDS, issuer: str = "gateway") -> str:
+def issue_token(actor: Actor, ttl_seconds: int | None = None, issuer: str = "gateway") -> str:
     """A signed bearer token for ``actor``, by default with the gateway's key."""
     return mint(actor, ttl_seconds, issuer).token
 
 
+# The process's revocation check: claims -> True when revoked (it may also raise
+# Unavailable when it cannot know). Installed by the gateway (its own database) and by
+# every service's ``Revocations`` dependency (shared/revocations.py); a process without
+# one (the CLI, unit tests) checks signature and expiry only.
+_revocation_check = None
+
+
+def set_revocation_check(check) -> None:
+    global _revocation_check
+    _revocation_check = check
+
+
 def is_revoked(claims: dict) -> bool:
-    """Revocation hook: a token whose ``jti`` is revoked is refused. Nothing can be revoked
-    yet; the hardening issue 15 adds a revocation list looked up here by ``claims["jti"]``."""
-    return False
+    """True when the token (its ``jti``, or every token of ``sub`` issued before a
+    revocation of the user) has been revoked."""
+    return bool(_revocation_check and _revocation_check(claims))
 
 
 def verify_token(token) -> Actor:
@@ -141,3 +175,8 @@ def require_role(actor: Actor, allowed, action: str) -> None:
         raise NotAllowed(
             f"role {actor.role!r} may not {action}",
             {"role": [f"{action} requires one of: {', '.join(sorted(allowed))}"]})
+
+
+def unverified_claims(token: str) -> dict:
+    """The claims of a token already verified by ``verify_token`` (no check here)."""
+    return jwt.decode(token, options={"verify_signature": False})

@@ -321,6 +321,9 @@ def cmd_audit(args) -> int:
     """Verify the hash-chained audit trail of each handoff service (or one handoff)."""
     if args.tokens:
         return _token_audit()
+    if args.security:
+        from services.gateway.admin import cmd_security_audit
+        return cmd_security_audit(args)
     token = _operator_token(args)
     failed = False
     with _rpc() as rpc:
@@ -612,7 +615,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="instead: list every token this CLI issued (who ran it, for which "
                         "identity, kid, jti) from <LIANDONG_DATA_DIR>/audit/tokens.jsonl and "
                         "check its hash chain")
+    p.add_argument("--security", action="store_true",
+                   help="instead: the gateway's security audit (sign-ins, failures, "
+                        "lock-outs, user changes, revocations) and its hash chain")
+    p.add_argument("--kind", help="with --security: only records of this kind (prefix, "
+                                  "e.g. signin.failed, user., token.revoked)")
+    p.add_argument("--user", help="with --security: only this user's records")
+    p.add_argument("--limit", type=int, help="with --security: the last N records")
     p.set_defaults(fn=cmd_audit)
+
+    from services.gateway.admin import add_users_parser
+    add_users_parser(sub)
 
     p = sub.add_parser("keys", help="token signing keys: init, list, rotate, retire",
                        description="Ed25519 keys of bearer tokens. The gateway signs people's "

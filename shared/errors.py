@@ -70,6 +70,26 @@ class IdempotencyConflict(Rejected):
 
 
 @deserialize_to_instance
+class TooManyAttempts(Rejected):
+    """Sign-in throttled: ``retry_after`` seconds until the next attempt is heard."""
+    code = "too_many_attempts"
+    http_status = 429
+
+    def __init__(self, message: str, errors: dict | None = None, code: str | None = None,
+                 retry_after: int = 1):
+        super().__init__(message, errors, code)
+        self.retry_after = retry_after
+
+
+@deserialize_to_instance
+class Unavailable(Rejected):
+    """The service cannot answer safely now (e.g. its revocation list is not current):
+    it refuses rather than guess; the caller may retry."""
+    code = "unavailable"
+    http_status = 503
+
+
+@deserialize_to_instance
 class NotReady(Rejected):
     """The service cannot answer this yet and says what an operator must do first."""
     code = "not_ready"

@@ -10,6 +10,7 @@ from functools import lru_cache
 from marshmallow import ValidationError
 
 from shared.errors import InvalidInput
+from shared.revocations import TokenRevokedSchema
 from shared.schemas import command as command_centres
 from shared.schemas import criminal_referral, market_referral, supervision_inquiry
 from shared.schemas.common import schema_instance
@@ -42,6 +43,7 @@ RETIRED_STEPS: dict[str, type] = {**criminal_referral.RETIRED_DETAILS}
 EXTRA_EVENTS: dict[str, type] = {
     "deadline.approaching.v1": DeadlineAlertSchema,
     "deadline.breached.v1": DeadlineAlertSchema,
+    "token.revoked.v1": TokenRevokedSchema,      # the gateway; shared/revocations.py
 }
 
 

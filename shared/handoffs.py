@@ -33,6 +33,7 @@ from shared.errors import InvalidTransition, NotAllowed, NotFound, bounded
 from shared.messaging import backlog, export, messaging_tables, stage
 from shared.nameko_ext import rpc
 from shared.procedure import recompute_clocks
+from shared.revocations import revocation_status
 
 
 class HandoffDomain(Protocol):
@@ -372,4 +373,5 @@ class HandoffService:
     @rpc
     def health(self):
         """Liveness for compose and ``make run``: answers once consumers and DB are up."""
-        return {"service": self.name, "outbox": backlog(self.db)}
+        return {"service": self.name, "outbox": backlog(self.db),
+                "revocations": revocation_status(self)}

@@ -30,6 +30,7 @@ from shared.errors import InvalidInput, InvalidTransition, NotAllowed
 from shared.logging import configure_logging
 from shared.messaging import backlog
 from shared.nameko_ext import Database, OutboxRelay, rpc
+from shared.revocations import Revocations
 from shared.schemas.command import AssessmentQuerySchema
 from shared.tokenkeys import check_startup
 
@@ -53,6 +54,7 @@ class CommandService(handoff.HandoffService):
 
     db = Database(handoffs.store)
     relay = OutboxRelay(handoffs.store)
+    revocations = Revocations()      # refuses revoked tokens, fails closed
 
     def _visible(self, actor, rec):
         if not domain.can_view(actor, rec):
@@ -131,4 +133,5 @@ class CommandService(handoff.HandoffService):
     @rpc
     def health(self):
         """Liveness for compose and ``make run``; ``pid`` tells replicas apart."""
-        return {"service": self.name, "outbox": backlog(self.db), "pid": os.getpid()}
+        return {"service": self.name, "outbox": backlog(self.db), "pid": os.getpid(),
+                "revocations": self.revocations.status()}

@@ -53,8 +53,11 @@ BOARD_FILTERS = (
 )
 
 ROUTES: list[Route] = [
-    Route("POST", f"{API}/login", "Sign in; returns a bearer token", "auth", auth=False,
-          body="Login"),
+    Route("POST", f"{API}/login", "Sign in; returns a bearer token (429 with Retry-After "
+          "while the user name or address is locked out after failures)", "auth",
+          auth=False, body="Login"),
+    Route("POST", f"{API}/logout", "Sign out: the token is revoked at every service",
+          "auth"),
     Route("GET", f"{API}/me", "Who the token belongs to", "auth"),
     Route("GET", f"{API}/openapi.json", "This document", "meta", auth=False),
     Route("GET", "/healthz", "Gateway liveness", "meta", auth=False),
@@ -175,6 +178,8 @@ class ErrorSchema(Schema):
 class LoginSchema(Schema):
     username = fields.String(required=True)
     password = fields.String(required=True)
+    otp = fields.String(metadata={"description": "the 6-digit TOTP code, for users with "
+                                                "a second factor"})
 
 
 def openapi() -> dict:
@@ -199,7 +204,8 @@ def openapi() -> dict:
               "responses": {code: {"description": text, "content": {"application/json": {
                   "schema": {"type": "object"}}}} for code, text in r.responses.items()}}
         op["responses"].update({"400": error, "401": error, "403": error, "404": error,
-                                "409": error, "422": error})
+                                "409": error, "413": error, "422": error, "429": error,
+                                "503": error})
         if r.auth:
             op["security"] = [{"bearer": []}]
         if r.params:

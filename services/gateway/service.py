@@ -1,7 +1,8 @@
 """nameko adapter of the gateway: a JSON HTTP API over every service, with bearer
 tokens. Services check roles themselves; the gateway authenticates, translates
 errors into JSON ({code, message, errors}, never a stack trace), exports and
-exposes Prometheus metrics."""
+exposes Prometheus metrics. Sign-in, sessions and revocations: users.py, security.py;
+body limit and security headers: wsgi.py."""
 from __future__ import annotations
 
 import base64
@@ -9,6 +10,7 @@ import csv
 import io
 import json
 import os
+import re
 import time
 import uuid
 from datetime import datetime
@@ -16,19 +18,30 @@ from pathlib import Path
 
 import structlog
 from nameko.exceptions import RemoteError
+from nameko.extensions import DependencyProvider
 from nameko.rpc import RpcProxy
 from nameko.web.handlers import HttpRequestHandler
 from prometheus_client import CollectorRegistry, Gauge, Histogram, generate_latest
 from werkzeug.security import safe_join
 from werkzeug.wrappers import Response
 
-from services.gateway import api, users
-from shared import calendar
+from services.gateway import api, users, wsgi
+from services.gateway import security as sec
+from services.gateway import store as st
+from services.gateway.wsgi import SecureWebServer
+from shared import auth, calendar
 from shared.auth import verify_token
 from shared.cli import SERVICES
-from shared.errors import InvalidInput, NotFound, Rejected, Unauthenticated, nul_free
+from shared.errors import (
+    InvalidInput,
+    NotFound,
+    Rejected,
+    TooManyAttempts,
+    Unauthenticated,
+    nul_free,
+)
 from shared.logging import configure_logging
-from shared.nameko_ext import rpc
+from shared.nameko_ext import Database, OutboxRelay, rpc
 from shared.procedure import Procedure
 from shared.tokenkeys import check_startup
 
@@ -58,6 +71,9 @@ def json_response(payload, status=200, headers=None) -> Response:
 
 
 def error_response(exc: Exception) -> Response:
+    if isinstance(exc, TooManyAttempts):
+        return json_response(exc.to_dict(), exc.http_status,
+                             {"Retry-After": str(exc.retry_after)})
     if isinstance(exc, Rejected):
         return json_response(exc.to_dict(), exc.http_status)
     if isinstance(exc, RemoteError) and exc.exc_type == "UnknownService":
@@ -70,7 +86,10 @@ def error_response(exc: Exception) -> Response:
 
 
 class JsonHttp(HttpRequestHandler):
-    """nameko's http entrypoint, with every failure turned into a JSON error."""
+    """nameko's http entrypoint, with every failure turned into a JSON error, served
+    through the body limit and security headers (wsgi.py)."""
+
+    server = SecureWebServer()
 
     def response_from_exception(self, exc):
         return error_response(exc)
@@ -90,11 +109,36 @@ class JsonHttp(HttpRequestHandler):
 http = JsonHttp.decorator
 
 
-def _body(request) -> dict:
+MAX_JSON_DEPTH = int(os.environ.get("LIANDONG_MAX_JSON_DEPTH", "32"))
+_STRINGS = re.compile(r'"(?:[^"\\]|\\.)*"')
+
+
+def json_depth(text: str) -> int:
+    """How deeply arrays and objects nest in a JSON text (strings ignored), without
+    parsing it: a 10,000-deep ``[[[[…`` is measured, not recursed into."""
+    depth = deepest = 0
+    for ch in re.findall(r"[\[\]{}]", _STRINGS.sub("", text)):
+        depth += 1 if ch in "[{" else -1
+        deepest = max(deepest, depth)
+    return deepest
+
+
+def parse_json(text: str):
+    """JSON of a request: 422 when it is not JSON or nests deeper than the limit."""
+    if json_depth(text) > MAX_JSON_DEPTH:
+        raise InvalidInput(f"request body nests deeper than {MAX_JSON_DEPTH} levels",
+                           {"body": [f"at most {MAX_JSON_DEPTH} levels of arrays and "
+                                     f"objects"]})
     try:
-        body = json.loads(request.get_data(as_text=True) or "{}")
+        return json.loads(text)
     except json.JSONDecodeError as exc:
         raise InvalidInput("request body is not JSON", {"body": [exc.msg]}) from None
+    except RecursionError:
+        raise InvalidInput("request body nests too deeply", {"body": ["nesting"]}) from None
+
+
+def _body(request) -> dict:
+    body = parse_json(request.get_data(as_text=True) or "{}")
     if not isinstance(body, dict):
         raise InvalidInput("request body must be a JSON object", {"body": ["object"]})
     return body
@@ -172,12 +216,7 @@ STATIC_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; ch
                 ".css": "text/css; charset=utf-8", ".svg": "image/svg+xml",
                 ".json": "application/json", ".png": "image/png", ".ico": "image/x-icon",
                 ".txt": "text/plain; charset=utf-8"}
-CONSOLE_HEADERS = {
-    "Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer", "X-Frame-Options": "DENY",
-    "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; "
-                               "img-src 'self' data: blob:; connect-src 'self'; "
-                               "object-src 'none'; base-uri 'none'; frame-ancestors 'none'"}
+CONSOLE_HEADERS = {"Cache-Control": "no-cache"}   # the rest: wsgi.secure, on every response
 
 
 def static_file(relative: str) -> Response:
@@ -200,6 +239,7 @@ class PayloadTooLarge(Rejected):
 
 # the largest penalty-decision import the gateway takes (a 5,000-row XLSX is ~0.3 MiB)
 IMPORT_MAX_BYTES = int(os.environ.get("SUPERVISION_IMPORT_MAX_BYTES", str(20 * 1024 * 1024)))
+wsgi.BODY_LIMITS["/api/v1/penalty-decisions"] = IMPORT_MAX_BYTES   # over the 1 MiB default
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
@@ -222,8 +262,39 @@ def _command_kind(request) -> str:
     return api.COMMAND_COLLECTIONS[request.path.split("/")[3]]
 
 
+def _address(request) -> str:
+    return users.client_address(request.remote_addr, request.headers.get("X-Forwarded-For"))
+
+
+class Sessions(DependencyProvider):
+    """The gateway's side of sign-in: at start, users of the users file the database
+    lacks are added (production refuses a development_only file: the container stops
+    with the reason), and the token check consults ``token_revocations`` — the
+    gateway's own, always current list (services keep theirs through
+    shared/revocations.py)."""
+
+    def setup(self):
+        sec.totp_required_roles()           # a misconfiguration stops the start
+        users.policy()
+        users.trusted_proxies()
+        with st.store.transaction() as s:
+            added = sec.seed_users(s, sec.users_file())
+        if added:
+            log.info("users_imported", count=added, file=str(sec.users_file()))
+        auth.set_revocation_check(self.revoked)
+
+    @staticmethod
+    def revoked(claims: dict) -> bool:
+        with st.store.session() as s:
+            return sec.is_revoked(s, claims)
+
+
 class GatewayService:
     name = "gateway"
+
+    db = Database(st.store)
+    relay = OutboxRelay(st.store)
+    sessions = Sessions()
 
     tracker = RpcProxy("tracker")
     police_handoff = RpcProxy("police_handoff")
@@ -237,7 +308,15 @@ class GatewayService:
     # ------------------------------------------------------------------ meta
     @rpc
     def health(self):
-        return {"service": self.name, "outbox": {"unsent": 0}}
+        from shared.messaging import backlog
+        return {"service": self.name, "outbox": backlog(self.db)}
+
+    @rpc
+    def revocations(self):
+        """Every revocation still in force: what a service loads before it counts its
+        list as current (shared/revocations.py)."""
+        with self.db.session() as s:
+            return sec.active_revocations(s)
 
     @http("GET", "/healthz")
     def healthz(self, request):
@@ -284,7 +363,18 @@ class GatewayService:
     @http("POST", "/api/v1/login")
     def login(self, request):
         body = _body(request)
-        return json_response(users.login(body.get("username"), body.get("password")))
+        return json_response(users.sign_in(body.get("username"), body.get("password"),
+                                           body.get("otp"), _address(request)))
+
+    @http("POST", "/api/v1/logout")
+    def logout(self, request):
+        """Revoke the token of this request: refused by every service from now on."""
+        token = _token(request)
+        claims = auth.unverified_claims(token)
+        with self.db.transaction() as s:
+            sec.revoke_token(s, claims, "signed out", claims["sub"], _address(request))
+        self.relay.wake()
+        return json_response({"revoked": claims["jti"], "sub": claims["sub"]})
 
     @http("GET", "/api/v1/me")
     def me(self, request):
@@ -358,8 +448,8 @@ class GatewayService:
         mimetype = request.mimetype or ""
         if mimetype in ("application/json", ""):
             try:
-                data = json.loads(body.decode("utf-8") or "{}")
-            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+                data = parse_json(body.decode("utf-8") or "{}")
+            except UnicodeDecodeError as exc:
                 raise InvalidInput("request body is not JSON",
                                    {"body": [str(exc)]}) from None
             if not isinstance(data, dict) or "decisions" not in data:

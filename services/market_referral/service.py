@@ -10,6 +10,7 @@ from services.market_referral.store import handoffs
 from shared import handoffs as handoff  # module import: nameko run must not see the base
 from shared.logging import configure_logging
 from shared.nameko_ext import Database, OutboxRelay, rpc
+from shared.revocations import Revocations
 from shared.tokenkeys import check_startup
 
 configure_logging("market_referral")
@@ -23,6 +24,7 @@ class MarketReferralService(handoff.HandoffService):
 
     db = Database(handoffs.store)
     relay = OutboxRelay(handoffs.store)
+    revocations = Revocations()      # refuses revoked tokens, fails closed
 
     @rpc
     def procedure(self):

@@ -9,6 +9,7 @@ from shared import handoffs as handoff  # module import: nameko run must not see
 from shared.auth import verify_token
 from shared.logging import configure_logging
 from shared.nameko_ext import Database, OutboxRelay, rpc
+from shared.revocations import Revocations
 from shared.standards import judgment_rules
 from shared.tokenkeys import check_startup
 
@@ -27,6 +28,7 @@ class PoliceHandoffService(handoff.HandoffService):
 
     db = Database(handoffs.store)
     relay = OutboxRelay(handoffs.store)
+    revocations = Revocations()      # refuses revoked tokens, fails closed
 
     @rpc
     def evaluate(self, token, facts):

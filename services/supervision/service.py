@@ -19,6 +19,7 @@ from shared.errors import InvalidInput, NotFound, bounded
 from shared.logging import configure_logging
 from shared.messaging import claim_many
 from shared.nameko_ext import Database, OutboxRelay, on_event, rpc
+from shared.revocations import Revocations
 from shared.standards import judgment_rules
 from shared.tokenkeys import check_startup
 
@@ -49,6 +50,7 @@ class SupervisionService(handoff.HandoffService):
 
     db = Database(st.store)
     relay = OutboxRelay(st.store)
+    revocations = Revocations()      # refuses revoked tokens, fails closed
 
     # ------------------------------------------------------------------ imports
     @rpc

@@ -17,6 +17,7 @@ from shared.errors import InvalidInput, NotAllowed, NotFound, NotReady, bounded
 from shared.logging import configure_logging
 from shared.messaging import backlog
 from shared.nameko_ext import Database, OutboxRelay, on_events, rpc
+from shared.revocations import Revocations
 from shared.tokenkeys import check_startup
 
 configure_logging("tracker")
@@ -67,6 +68,7 @@ class TrackerService:
 
     db = Database(st.store)
     relay = OutboxRelay(st.store)
+    revocations = Revocations()      # refuses revoked tokens, fails closed
 
     @on_events(CONSUMER, max_batch=BATCH)
     def on_events(self, envelopes):
@@ -75,8 +77,10 @@ class TrackerService:
 
     def _apply(self, envelopes) -> dict[str, int]:
         """Apply handoff events in one transaction; the tracker's own deadline alerts
-        come back on its queue too and are skipped (an empty batch touches nothing)."""
-        handoff_events = [e for e in envelopes if not e["type"].startswith("deadline.")]
+        come back on its queue too and are skipped, as are token revocations (kept by
+        shared/revocations.py); an empty batch touches nothing."""
+        handoff_events = [e for e in envelopes
+                          if not e["type"].startswith(("deadline.", "token."))]
         with self.db.transaction() as s:
             _derived_ready(s)     # before the first event: a new database counts from it
             counts = st.apply_batch(s, handoff_events, CONSUMER)
@@ -178,6 +182,7 @@ class TrackerService:
             ready = _derived_ready(s)
         status = calendar.status(_now())
         out = {"service": self.name, "outbox": backlog(self.db),
+               "revocations": self.revocations.status(),
                "calendar": {"provisional_years": status["provisional_years"],
                             "warning": status["warning"]}}
         if not ready:

@@ -409,3 +409,43 @@ def test_statistics_charts(console, overdue_referral):
     assert c.all("svg.chart rect.bar-overdue")      # the overdue referral, in red
     c.screenshot("statistics")
     assert c.js_errors() == []
+
+
+def test_second_factor_and_sign_out_in_the_console(console, web):
+    """A coordinator with TOTP: the console asks for the code after the password, signs
+    in with it, and signing out revokes the token (the API refuses it afterwards)."""
+    import subprocess
+    import sys
+
+    import pyotp
+    name = f"coord-{uuid.uuid4().hex[:8]}"
+    env = {**web.env, "LIANDONG_NEW_PASSWORD": "Str0ng-enough-pass"}
+
+    def cli(*args):
+        out = subprocess.run([sys.executable, "-m", "shared.cli", "users", *args], cwd=ROOT,
+                             env=env, capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stdout + out.stderr
+        return out.stdout
+    cli("add", name, "--role", "coordinator", "--unit", "wenzhou-coordination")
+    secret = json.loads(cli("totp", name))["totp_secret"]
+    if console.all("#logout") and console.css("#logout").is_displayed():
+        console.css("#logout").click()
+    else:
+        console.open("#/login")
+    console.fill(console.visible("#username"), name)
+    console.fill(console.css("#password"), "Str0ng-enough-pass")
+    console.css("#login-submit").click()
+    console.fill(console.visible("#otp"), pyotp.TOTP(secret).now())
+    console.css("#login-submit").click()
+    console.visible("#nav a[data-nav=board]")
+    bearer = json.loads(console.d.execute_script(
+        "return sessionStorage.getItem('liandong.session')"))["token"]
+    me = requests.get(f"{web.base_url}/api/v1/me", timeout=10,
+                      headers={"Authorization": f"Bearer {bearer}"})
+    assert me.status_code == 200 and me.json()["user_id"] == name
+    console.screenshot("signed-in-with-totp")
+    console.css("#logout").click()
+    console.visible("#username")
+    wait_for(lambda: requests.get(f"{web.base_url}/api/v1/me", timeout=10, headers={
+        "Authorization": f"Bearer {bearer}"}).status_code == 401, message="token revoked")
+    assert console.js_errors() == []

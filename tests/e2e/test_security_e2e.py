@@ -8,7 +8,6 @@ import uuid
 import pika
 import pytest
 from pika.exceptions import ChannelClosedByBroker
-from sqlalchemy import text
 
 from shared import bususers
 from shared import envelope as env
@@ -57,16 +56,7 @@ def test_audit_trail_verifies_and_detects_tampering(stack):
         svc.act(token(HEAD), rec["id"], "approve", {"opinion": "同意"})
         intact = svc.verify_audit(token(COORDINATOR), rec["id"])
         assert intact["steps"] == 3 and intact["problems"] == {}
-        store = stack.store("police_handoff")
-        with store.transaction() as s:
-            if stack.backend == "postgres":
-                s.execute(text("ALTER TABLE handoff_steps DISABLE TRIGGER USER"))
-            else:
-                s.execute(text("DROP TRIGGER handoff_steps_no_update"))
-            s.execute(text("UPDATE handoff_steps SET command = 'refuse' "
-                           "WHERE handoff_id = :h AND step = 3"), {"h": rec["id"]})
-            if stack.backend == "postgres":
-                s.execute(text("ALTER TABLE handoff_steps ENABLE TRIGGER USER"))
-        store.dispose()
+        stack.tamper("police_handoff", "handoff_steps", "UPDATE handoff_steps SET command = "
+                     "'refuse' WHERE handoff_id = :h AND step = 3", {"h": rec["id"]})
         broken = svc.verify_audit(token(COORDINATOR), rec["id"])
         assert broken["problems"][rec["id"]] == ["step 3: content does not match its hash"]

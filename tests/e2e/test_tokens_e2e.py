@@ -17,7 +17,7 @@ import requests
 
 from shared.cli import service_command
 from shared.errors import Unauthenticated
-from tests.conftest import ROOT, Stack, vhost, wait_for
+from tests.conftest import ROOT, Stack, free_port, vhost, wait_for
 from tests.helpers import (
     COORDINATOR,
     OLD_DEFAULT_SECRETS,
@@ -204,11 +204,15 @@ def test_a_production_service_with_initialised_keys_serves_the_audited_cli(serve
                host.endswith("@127.0.0.1")) as vh:
         from urllib.parse import quote
         uri = f"amqp://{host}:{port}/{quote(vh, safe='')}"
-        env = production_env(tmp_path, AMQP_URI=uri, LIANDONG_TOKEN_KEYS_DIR=str(keys))
+        env = production_env(tmp_path, AMQP_URI=uri, LIANDONG_TOKEN_KEYS_DIR=str(keys),
+                             WEB_SERVER_ADDRESS=f"127.0.0.1:{free_port()}")
         stack = ProductionStack(uri, tmp_path, env)
         try:
             stack.start("police_handoff")
             assert "token_keys_checked" in stack.log("police_handoff")
+            # the gateway (no users file in production) serves the revocations the
+            # service loads before it accepts any token (shared/revocations.py)
+            stack.start("gateway")
             listed = cli(env, "referral", "list", "--as", "coordinator", "--unit",
                          "wenzhou-coordination", "--user", "coord-audited")
             assert listed.returncode == 0, listed.stderr

@@ -25,6 +25,15 @@ export function signOut() {
   sessionStorage.removeItem(SESSION);
 }
 
+/** Revoke the token at every service (POST /logout), then forget it here. */
+export async function logOut() {
+  const s = session();
+  if (s?.token) {
+    try { await request("/logout", { method: "POST", body: {} }); } catch { /* forget anyway */ }
+  }
+  signOut();
+}
+
 function url(path, query) {
   const u = new URL(API + path, location.origin);
   for (const [k, v] of Object.entries(query || {})) {
@@ -69,8 +78,8 @@ export async function call(path, options) {
 export const get = (path, query) => call(path, { query });
 export const post = (path, body, query) => call(path, { method: "POST", body, query });
 
-export async function signIn(username, password) {
-  const data = await post("/login", { username, password });
+export async function signIn(username, password, otp) {
+  const data = await post("/login", otp ? { username, password, otp } : { username, password });
   sessionStorage.setItem(SESSION, JSON.stringify(data));
   return data;
 }

@@ -1,5 +1,5 @@
 // The console's shell: session, navigation, language switch and a hash router.
-import { session, signOut, get } from "./api.js";
+import { session, logOut, get } from "./api.js";
 import { h, clear, append } from "./dom.js";
 import { t, label, lang, setLang, applyStatic } from "./i18n.js";
 import { loginView } from "./views/login.js";
@@ -121,8 +121,8 @@ document.getElementById("lang").addEventListener("click", () => {
   setLang(lang() === "en" ? "zh" : "en");
   render();
 });
-document.getElementById("logout").addEventListener("click", () => {
-  signOut();
+document.getElementById("logout").addEventListener("click", async () => {
+  await logOut();                                  // revoked at every service
   document.getElementById("flash").hidden = true;   // nothing of one user for the next
   document.getElementById("calendar-banner").hidden = true;
   calendarStatus = null;
