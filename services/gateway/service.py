@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import time
 import uuid
 from datetime import datetime
@@ -16,15 +17,27 @@ import structlog
 from nameko.exceptions import RemoteError
 from nameko.rpc import RpcProxy
 from nameko.web.handlers import HttpRequestHandler
+from nameko.web.server import WebServer, WsgiApp
 from prometheus_client import CollectorRegistry, Gauge, Histogram, generate_latest
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
 from werkzeug.security import safe_join
-from werkzeug.wrappers import Response
+from werkzeug.wrappers import Request, Response
 
 from services.gateway import api, users
 from shared import calendar
+from shared import units as unit_table
 from shared.auth import verify_token
+from shared.boundaries import parse_json, spreadsheet_cell
 from shared.cli import SERVICES
-from shared.errors import InvalidInput, NotFound, Rejected, Unauthenticated, nul_free
+from shared.errors import (
+    InvalidInput,
+    NotFound,
+    PayloadTooLarge,
+    Rejected,
+    Unauthenticated,
+    bounded,
+    nul_free,
+)
 from shared.logging import configure_logging
 from shared.nameko_ext import rpc
 from shared.procedure import Procedure
@@ -62,19 +75,83 @@ def error_response(exc: Exception) -> Response:
                           f"{incident}); it has been logged", "errors": {}}, 500)
 
 
+def max_body_bytes() -> int:
+    """LIANDONG_MAX_BODY_BYTES: the largest request body a route takes unless it declares
+    its own maximum (``@http(..., max_body=...)``); default 1 MiB."""
+    raw = os.environ.get("LIANDONG_MAX_BODY_BYTES", str(1024 * 1024))
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise SystemExit(f"LIANDONG_MAX_BODY_BYTES must be a positive number of bytes, "
+                         f"not {raw!r}")
+    return value
+
+
+MAX_BODY_BYTES = max_body_bytes()
+
+
+class JsonWsgiApp(WsgiApp):
+    """nameko's WSGI app, answering an unrouted path (404) or method (405) in JSON."""
+
+    def __call__(self, environ, start_response):
+        request = Request(environ, shallow=True)
+        try:
+            provider, values = self.url_map.bind_to_environ(environ).match()
+        except HTTPException as exc:
+            response = exc if exc.code is None or exc.code < 400 else http_error(exc)
+            return response(environ, start_response)
+        request.path_values = values
+        return provider.handle_request(request)(environ, start_response)
+
+
+def http_error(exc: HTTPException) -> Response:
+    """A routing error (404, 405) as the API's JSON error."""
+    allowed = sorted(exc.valid_methods or []) if isinstance(exc, MethodNotAllowed) else []
+    if allowed:
+        return json_response({"code": "method_not_allowed",
+                              "message": "method not allowed on this route",
+                              "errors": {"method": [f"allowed: {', '.join(allowed)}"]}},
+                             405, {"Allow": ", ".join(allowed)})
+    if exc.code == 404:
+        return json_response({"code": "not_found", "message": "no such route",
+                              "errors": {"path": ["see /api/v1/openapi.json"]}}, 404)
+    return json_response({"code": "http_error", "message": exc.name.lower(), "errors": {}},
+                         exc.code or 400)
+
+
+class JsonWebServer(WebServer):
+    def get_wsgi_app(self):
+        return JsonWsgiApp(self)
+
+
 class JsonHttp(HttpRequestHandler):
-    """nameko's http entrypoint, with every failure turned into a JSON error."""
+    """nameko's http entrypoint, with every failure turned into a JSON error, and a
+    bounded body: ``max_body`` (bytes) declares a route's own maximum (an upload, an
+    import); every other route takes at most LIANDONG_MAX_BODY_BYTES (413 beyond)."""
+
+    server = JsonWebServer()
+
+    def __init__(self, method, url, max_body: int | None = None, **kwargs):
+        self.max_body = max_body
+        super().__init__(method, url, **kwargs)
 
     def response_from_exception(self, exc):
         return error_response(exc)
 
     def handle_request(self, request):
         started = time.perf_counter()
-        try:   # one check for every route: query string and path are text
+        limit = self.max_body or MAX_BODY_BYTES
+        try:   # one check for every route: query string and path are text, body bounded
             nul_free(request.args.to_dict(flat=False), "query")
             nul_free(request.path, "path")
+            if request.content_length is not None and request.content_length > limit:
+                raise PayloadTooLarge(f"request body over {limit} bytes",
+                                      {"body": [f"at most {limit} bytes on this route"]})
         except Rejected as exc:
             return error_response(exc)
+        request.max_content_length = limit       # a chunked body is cut off there too
         response = super().handle_request(request)
         LATENCY.labels(self.url, self.method).observe(time.perf_counter() - started)
         return response
@@ -84,10 +161,18 @@ http = JsonHttp.decorator
 
 
 def _body(request) -> dict:
+    """The JSON object of a request (shared.boundaries: depth, numbers), or 4xx."""
     try:
-        body = json.loads(request.get_data(as_text=True) or "{}")
-    except json.JSONDecodeError as exc:
-        raise InvalidInput("request body is not JSON", {"body": [exc.msg]}) from None
+        raw = request.get_data()
+    except RequestEntityTooLarge:
+        limit = request.max_content_length
+        raise PayloadTooLarge(f"request body over {limit} bytes",
+                              {"body": [f"at most {limit} bytes on this route"]}) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidInput("request body is not UTF-8", {"body": ["not UTF-8"]}) from None
+    body = parse_json(text or "{}")
     if not isinstance(body, dict):
         raise InvalidInput("request body must be a JSON object", {"body": ["object"]})
     return body
@@ -130,20 +215,21 @@ def export_rows(rows: list[dict]) -> list[list]:
     for r in rows:
         d = r.get("deadline") or {}
         left = r.get("time_left_seconds")
-        out.append([r["handoff_id"], r["kind"], r["case_number"], r.get("county") or "",
-                    r.get("domain") or "", r["owner_unit"], r.get("counterpart_unit") or "",
-                    r["state"], d.get("title", ""),
-                    calendar.format_local(datetime.fromisoformat(d["due"]))
-                    if d.get("due") else "",
-                    round(left / 3600, 1) if left is not None else "",
-                    "yes" if r.get("overdue") else ""])
+        cells = [r["handoff_id"], r["kind"], r["case_number"], r.get("county") or "",
+                 r.get("domain") or "", r["owner_unit"], r.get("counterpart_unit") or "",
+                 r["state"], d.get("title", ""),
+                 calendar.format_local(datetime.fromisoformat(d["due"]))
+                 if d.get("due") else "",
+                 round(left / 3600, 1) if left is not None else "",
+                 "yes" if r.get("overdue") else ""]
+        out.append([spreadsheet_cell(c) for c in cells])   # no cell runs as a formula
     return out
 
 
 def to_csv(rows: list[dict]) -> bytes:
     buf = io.StringIO()
     writer = csv.writer(buf)
-    writer.writerow(EXPORT_COLUMNS)
+    writer.writerow(EXPORT_COLUMNS)   # every cell goes through spreadsheet_cell
     writer.writerows(export_rows(rows))
     return ("\ufeff" + buf.getvalue()).encode("utf-8")   # BOM: Excel opens UTF-8 Chinese
 
@@ -184,6 +270,17 @@ def static_file(relative: str) -> Response:
         raise NotFound(f"no console file {relative!r}", {"path": ["not found"]})
     return Response(path.read_bytes(), headers={
         "Content-Type": STATIC_TYPES[path.suffix.lower()], **CONSOLE_HEADERS})
+
+
+def _creation(request, kind: str) -> str:
+    """The ``?command=`` of a create route: one of the procedure's creation commands
+    (default the first); a step command on the create route is a 422, not a 500."""
+    creations = list(Procedure.load(kind).creations)
+    command = request.args.get("command", creations[0])
+    if command not in creations:
+        raise InvalidInput(f"{command!r} does not create a {kind}",
+                           {"command": [f"one of: {', '.join(creations)}"]})
+    return command
 
 
 def _command_kind(request) -> str:
@@ -248,6 +345,13 @@ class GatewayService:
     def me(self, request):
         return json_response(verify_token(_token(request)).to_dict())
 
+    @http("GET", "/api/v1/units")
+    def units(self, request):
+        """The reference table of units (contracts/units.yaml), for the console's forms."""
+        _token(request)
+        table = unit_table.load()
+        return json_response({"kinds": table.kinds, "units": table.to_list()})
+
     # ------------------------------------------------------------------ tracking
     @http("GET", "/api/v1/handoffs")
     def board(self, request):
@@ -294,6 +398,7 @@ class GatewayService:
 
     @http("GET", "/api/v1/procedures/<string:kind>")
     def procedure(self, request, kind):
+        _token(request)
         for service, k in api.COLLECTIONS.values():
             if k == kind:
                 return json_response(self._svc(service).procedure())
@@ -313,11 +418,11 @@ class GatewayService:
     @http("GET", "/api/v1/assistance-requests")
     def list_command_records(self, request):
         token = _token(request)     # authenticate before looking at the query
-        kind, limit = _command_kind(request), request.args.get("limit", "200")
-        if not limit.isdigit():
-            raise InvalidInput("limit must be an integer", {"limit": ["integer"]})
-        rows = self.command.list(token, request.args.get("state"),
-                                 request.args.get("county"), int(limit), kind=kind)
+        a = request.args
+        rows = self.command.list(token, a.get("state"), a.get("county"),
+                                 bounded(a.get("limit", "200"), "limit", 1, 1000),
+                                 bounded(a.get("offset", "0"), "offset", 0, 10**7),
+                                 kind=_command_kind(request))
         return json_response(rows)
 
     @http("GET", "/api/v1/joint-actions/<string:handoff_id>")
@@ -332,12 +437,7 @@ class GatewayService:
     @http("POST", "/api/v1/assistance-requests")
     def create_command_record(self, request):
         token = _token(request)     # authenticate before looking at the query
-        kind = _command_kind(request)
-        creations = list(Procedure.load(kind).creations)
-        command = request.args.get("command", creations[0])
-        if command not in creations:
-            raise InvalidInput(f"{command!r} does not create a {kind}",
-                               {"command": [f"one of: {', '.join(creations)}"]})
+        command = _creation(request, _command_kind(request))
         rec = self.command.create(token, command, _body(request),
                                   _idempotency_key(request))
         collection = request.path.split("/")[3]
@@ -363,10 +463,10 @@ class GatewayService:
     @http("POST", "/api/v1/<string:collection>")
     def create(self, request, collection):
         service = _collection(collection)
-        kind = api.COLLECTIONS[collection][1]
-        default = next(iter(Procedure.load(kind).creations))
-        rec = self._svc(service).create(_token(request), request.args.get("command", default),
-                                        _body(request), _idempotency_key(request))
+        token = _token(request)
+        command = _creation(request, api.COLLECTIONS[collection][1])
+        rec = self._svc(service).create(token, command, _body(request),
+                                        _idempotency_key(request))
         return json_response(rec, 201, {"Location": f"/api/v1/{collection}/{rec['id']}"})
 
     @http("GET", "/api/v1/<string:collection>/<string:handoff_id>")

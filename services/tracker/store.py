@@ -30,7 +30,7 @@ from sqlalchemy import (
 from services.tracker import domain
 from services.tracker import outcomes as oc
 from shared import envelope as env
-from shared.db import Store
+from shared.db import Store, utc
 from shared.messaging import claim_many, messaging_tables, stage
 from shared.procedure import Procedure
 
@@ -134,12 +134,6 @@ def _search_text(data: dict) -> str:
     words = [data.get("case_number"), details.get("plate"), details.get("police_case_number")]
     words += [p.get("name") for p in details.get("parties") or [] if isinstance(p, dict)]
     return " ".join(w for w in words if w).lower()[:1000]
-
-
-def _utc(value: datetime | None) -> datetime | None:
-    if value is not None and value.tzinfo is None:   # SQLite gives naive UTC back
-        return value.replace(tzinfo=timezone.utc)
-    return value
 
 
 def _lock_subjects(session, subjects: list[str]) -> None:
@@ -273,10 +267,10 @@ def _write(session, state, rows, steps, new_parked, unparked) -> None:
 
 
 def _plain(row, now: datetime | None = None) -> dict:
-    out = {k: (_utc(v).isoformat() if isinstance(v, datetime) else v)
+    out = {k: (utc(v).isoformat() if isinstance(v, datetime) else v)
            for k, v in dict(row).items() if k != "search"}
     if now is not None and "deadline_due" in out:
-        due = _utc(row["deadline_due"])
+        due = utc(row["deadline_due"])
         out["time_left_seconds"] = int((due - now).total_seconds()) if due else None
         out["overdue"] = bool(due and row["open"] and due < now
                               and (row["deadline"] or {}).get("obligation", "must") == "must")
@@ -333,7 +327,7 @@ def board(session, now: datetime, *, kind=None, county=None, agency=None, domain
         if value:
             query = query.where(column == value)
     if q:
-        query = query.where(or_(handoffs.c.search.contains(q.lower()),
+        query = query.where(or_(handoffs.c.search.contains(q.lower(), autoescape=True),
                                 handoffs.c.handoff_id == q))
     if overdue_only:
         query = query.where(handoffs.c.deadline_due < now)
