@@ -103,8 +103,8 @@ def check_json(value, field: str = "payload"):
             stack.extend(item)
         elif isinstance(item, bool) or item is None or isinstance(item, str):
             continue
-        elif isinstance(item, int):
-            if item.bit_length() > 100:      # ~30 digits; checked before any str()
+        elif isinstance(item, int):     # bit_length first: str() of a huge int is slow
+            if item.bit_length() > 4 * MAX_NUMBER_CHARS or len(str(item)) > MAX_NUMBER_CHARS:
                 _number("9" * (MAX_NUMBER_CHARS + 1))
         elif isinstance(item, float) and not math.isfinite(item):
             raise InvalidInput("a number is out of range", {field: ["not a finite number"]})

@@ -56,6 +56,8 @@ ROUTES: list[Route] = [
           body="Login"),
     Route("GET", f"{API}/me", "Who the token belongs to", "auth"),
     Route("GET", f"{API}/openapi.json", "This document", "meta", auth=False),
+    Route("GET", f"{API}/units", "The reference table of units (contracts/units.yaml): "
+          "id, name, kind, role, county", "meta"),
     Route("GET", "/healthz", "Gateway liveness", "meta", auth=False),
     Route("GET", "/metrics", "Prometheus metrics", "meta", auth=False),
     Route("GET", f"{API}/handoffs", "Board: handoffs visible to the caller, nearest deadline "
@@ -172,6 +174,8 @@ def openapi() -> dict:
                   "schema": {"type": "object"}}}} for code, text in r.responses.items()}}
         op["responses"].update({"400": error, "401": error, "403": error, "404": error,
                                 "409": error, "422": error})
+        if r.body:
+            op["responses"]["413"] = error   # over LIANDONG_MAX_BODY_BYTES
         if r.auth:
             op["security"] = [{"bearer": []}]
         if r.params:

@@ -19,7 +19,7 @@ from nameko.rpc import RpcProxy
 from nameko.web.handlers import HttpRequestHandler
 from nameko.web.server import WebServer, WsgiApp
 from prometheus_client import CollectorRegistry, Gauge, Histogram, generate_latest
-from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.security import safe_join
 from werkzeug.wrappers import Request, Response
 
@@ -90,6 +90,7 @@ def max_body_bytes() -> int:
 
 
 MAX_BODY_BYTES = max_body_bytes()
+MAX_BODY_KEY = "liandong.max_body"
 
 
 class JsonWsgiApp(WsgiApp):
@@ -151,7 +152,7 @@ class JsonHttp(HttpRequestHandler):
                                       {"body": [f"at most {limit} bytes on this route"]})
         except Rejected as exc:
             return error_response(exc)
-        request.max_content_length = limit       # a chunked body is cut off there too
+        request.environ[MAX_BODY_KEY] = limit    # _body reads no more (chunked bodies)
         response = super().handle_request(request)
         LATENCY.labels(self.url, self.method).observe(time.perf_counter() - started)
         return response
@@ -162,12 +163,11 @@ http = JsonHttp.decorator
 
 def _body(request) -> dict:
     """The JSON object of a request (shared.boundaries: depth, numbers), or 4xx."""
-    try:
-        raw = request.get_data()
-    except RequestEntityTooLarge:
-        limit = request.max_content_length
+    limit = request.environ.get(MAX_BODY_KEY, MAX_BODY_BYTES)
+    raw = request.stream.read(limit + 1)      # a body without Content-Length: read so far
+    if len(raw) > limit:
         raise PayloadTooLarge(f"request body over {limit} bytes",
-                              {"body": [f"at most {limit} bytes on this route"]}) from None
+                              {"body": [f"at most {limit} bytes on this route"]})
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:

@@ -19,6 +19,7 @@ from shared import envelope as env
 from shared import signing
 from shared.errors import NotFound
 from tests.conftest import wait_for
+from tests.e2e.test_gateway_e2e import Client
 from tests.e2e.test_reliability_e2e import dead_letter, publish
 from tests.helpers import (
     CITY,
@@ -34,21 +35,6 @@ from tests.helpers import (
 
 pytestmark = pytest.mark.e2e
 API = "/api/v1"
-
-
-class Client:
-    def __init__(self, base, actor=None, bearer=None):
-        self.base, self.headers = base, {}
-        if actor is not None or bearer:
-            self.headers["Authorization"] = f"Bearer {bearer or token(actor)}"
-
-    def get(self, path, **params):
-        return requests.get(self.base + path, params=params, headers=self.headers, timeout=60)
-
-    def post(self, path, body=None, raw=None, **params):
-        data = raw if raw is not None else json.dumps(body or {})
-        return requests.post(self.base + path, data=data, params=params, timeout=60,
-                             headers={**self.headers, "Content-Type": "application/json"})
 
 
 def _up(base):

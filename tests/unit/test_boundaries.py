@@ -362,3 +362,19 @@ def test_board_search_is_literal():
         assert found("_") == ["h2"]
         assert found("张三") == ["h0"]
     engine.dispose()
+
+
+def test_a_body_without_content_length_is_read_only_up_to_the_routes_maximum():
+    from werkzeug.test import EnvironBuilder
+    from werkzeug.wrappers import Request
+
+    from services.gateway.service import MAX_BODY_KEY, _body
+    from shared.errors import PayloadTooLarge
+    environ = EnvironBuilder(method="POST", input_stream=io.BytesIO(
+        b'{"a": "' + b"x" * 5000 + b'"}')).get_environ()
+    environ.pop("CONTENT_LENGTH", None)
+    environ.update({"wsgi.input_terminated": True, MAX_BODY_KEY: 100})   # chunked
+    with pytest.raises(PayloadTooLarge):
+        _body(Request(environ))
+    environ = EnvironBuilder(method="POST", data=b'{"a": 1}').get_environ()
+    assert _body(Request(environ)) == {"a": 1}
