@@ -378,3 +378,11 @@ def test_a_body_without_content_length_is_read_only_up_to_the_routes_maximum():
         _body(Request(environ))
     environ = EnvironBuilder(method="POST", data=b'{"a": 1}').get_environ()
     assert _body(Request(environ)) == {"a": 1}
+
+
+@pytest.mark.parametrize("value", ["9999-12-31", "1900-01-01", "2026-13-01", "²"])
+def test_statistics_periods_are_real_dates_of_this_century(value):
+    from services.tracker.service import _date
+    with pytest.raises(InvalidInput):
+        _date(value, "start")
+    assert _date("2026-03-02", "start").tzinfo is not None
