@@ -133,6 +133,9 @@ def verify_token(token) -> Actor:
     """Return the Actor a token names, or raise Unauthenticated saying why."""
     if not isinstance(token, str) or not token:
         raise Unauthenticated("missing or malformed bearer token")
+    if not token.isascii() or len(token) > 8192:
+        raise Unauthenticated("malformed bearer token: a token is ASCII text "
+                              "(header.payload.signature) of at most 8192 characters")
     try:
         header = jwt.get_unverified_header(token)
     except jwt.PyJWTError:

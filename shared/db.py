@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 from contextlib import contextmanager
+from datetime import datetime, timezone
 from pathlib import Path
 
 from sqlalchemy import MetaData, create_engine, event, text
@@ -188,3 +189,11 @@ class Store:
         if self._engine is not None:
             self._engine.dispose()
             self._engine = None
+
+
+def utc(value: datetime | None) -> datetime | None:
+    """A time read from a ``DateTime(timezone=True)`` column, with its UTC offset: SQLite
+    gives naive UTC back, PostgreSQL aware. Every time the API returns carries it."""
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=timezone.utc)
+    return value

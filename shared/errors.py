@@ -63,6 +63,13 @@ class NotFound(Rejected):
 
 
 @deserialize_to_instance
+class PayloadTooLarge(Rejected):
+    """A request body over the route's maximum (services/gateway: LIANDONG_MAX_BODY_BYTES)."""
+    code = "payload_too_large"
+    http_status = 413
+
+
+@deserialize_to_instance
 class IdempotencyConflict(Rejected):
     """An idempotency key reused for a different request (shared/idempotency.py)."""
     code = "idempotency_conflict"

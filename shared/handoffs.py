@@ -28,7 +28,7 @@ from shared import audit, calendar, faults
 from shared import envelope as env
 from shared import idempotency as idem
 from shared.auth import Actor, require_role, verify_token
-from shared.db import Store
+from shared.db import Store, utc
 from shared.errors import InvalidTransition, NotAllowed, NotFound, bounded
 from shared.messaging import backlog, export, messaging_tables, stage
 from shared.nameko_ext import rpc
@@ -166,7 +166,8 @@ class HandoffStore:
     def timeline(self, session, handoff_id: str) -> list[dict]:
         rows = session.execute(select(self.steps).where(self.steps.c.handoff_id == handoff_id)
                                .order_by(self.steps.c.step)).mappings().all()
-        return [{**dict(r), "at": r["at"].isoformat() if r["at"] else None} for r in rows]
+        return [{**dict(r), "at": utc(r["at"]).isoformat() if r["at"] else None}
+                for r in rows]
 
     def search(self, session, *, state=None, county=None, kind=None, limit=100,
                offset=0) -> list[dict]:

@@ -34,6 +34,7 @@ from sqlalchemy import (
 
 from shared import envelope as env
 from shared import faults, signing
+from shared.db import utc
 
 log = structlog.get_logger(__name__)
 
@@ -107,7 +108,7 @@ def backlog(store) -> dict:
         count, oldest = s.execute(select(func.count(), func.min(outbox.c.created_at))
                                   .where(outbox.c.sent_at.is_(None))).one()
     return {"service": store.service, "unsent": count,
-            "oldest": oldest.isoformat() if oldest else None}
+            "oldest": utc(oldest).isoformat() if oldest else None}
 
 
 def export(store, after_id: int = 0, limit: int = 500) -> list[dict]:

@@ -4,6 +4,9 @@ publish it on the broker).
 
 * The signer is the publisher whose ``source`` (contracts/bus/publishers.yaml) the
   envelope names; CloudEvents extensions ``signer`` and ``signature`` carry it.
+* The signer must be the publisher of the envelope's event type (its
+  ``event_prefixes``): a consumer dead-letters a ``criminal_referral.*`` event signed by
+  the market_referral publisher, whatever topic it arrived on.
 * The signature covers the canonical JSON of the whole envelope except ``signature``.
 * Keys live in ``LIANDONG_KEYS_DIR`` (default ``<LIANDONG_DATA_DIR>/keys``): a service
   creates ``<service>.key`` (mode 0600) on first use and publishes ``<service>.pub``;
@@ -38,6 +41,27 @@ def signer_of_source() -> dict[str, str]:
     doc = yaml.safe_load((CONTRACTS_DIR / "bus" / "publishers.yaml").read_text("utf-8"))
     return {spec["source"]: service for service, spec in doc["publishers"].items()
             if spec.get("source")}
+
+
+@lru_cache(maxsize=1)
+def prefixes_of_signer() -> dict[str, tuple[str, ...]]:
+    """publisher -> the event-type prefixes it may issue (publishers.yaml)."""
+    doc = yaml.safe_load((CONTRACTS_DIR / "bus" / "publishers.yaml").read_text("utf-8"))
+    return {service: tuple(spec.get("event_prefixes") or ())
+            for service, spec in doc["publishers"].items()}
+
+
+def check_type(signer: str, event_type) -> None:
+    """An event type is issued only by the publisher it belongs to: a key of one service
+    cannot sign another service's events (EnvelopeError saying whose they are)."""
+    prefix = str(event_type).split(".", 1)[0]
+    allowed = prefixes_of_signer().get(signer, ())
+    if prefix not in allowed:
+        owners = [s for s, p in prefixes_of_signer().items() if prefix in p]
+        raise EnvelopeError({"type": [
+            f"{event_type!r} is not issued by {signer!r} (it issues: "
+            f"{', '.join(allowed) or 'nothing'}); {prefix}.* events are issued by "
+            f"{', '.join(owners) or 'no publisher'} (contracts/bus/publishers.yaml)"]})
 
 
 def canonical(envelope: dict) -> bytes:
@@ -111,6 +135,7 @@ def verify(envelope: dict, directory: Path | None = None) -> None:
     if owner != signer:
         raise EnvelopeError({"source": [f"forged source: {envelope.get('source')!r} is not "
                                         f"issued by {signer!r}"]})
+    check_type(signer, envelope.get("type"))
     pub = Path(directory) / f"{signer}.pub"
     if not pub.exists():
         raise EnvelopeError({"signer": [f"no public key for {signer!r}"]})

@@ -60,6 +60,8 @@ ROUTES: list[Route] = [
           "auth"),
     Route("GET", f"{API}/me", "Who the token belongs to", "auth"),
     Route("GET", f"{API}/openapi.json", "This document", "meta", auth=False),
+    Route("GET", f"{API}/units", "The reference table of units (contracts/units.yaml): "
+          "id, name, kind, role, county", "meta"),
     Route("GET", "/healthz", "Gateway liveness", "meta", auth=False),
     Route("GET", "/metrics", "Prometheus metrics", "meta", auth=False),
     Route("GET", f"{API}/calendar", "Holiday calendar of this year and next: each year's "
@@ -204,8 +206,9 @@ def openapi() -> dict:
               "responses": {code: {"description": text, "content": {"application/json": {
                   "schema": {"type": "object"}}}} for code, text in r.responses.items()}}
         op["responses"].update({"400": error, "401": error, "403": error, "404": error,
-                                "409": error, "413": error, "422": error, "429": error,
-                                "503": error})
+                                "409": error, "422": error, "429": error, "503": error})
+        if r.body:
+            op["responses"]["413"] = error   # over the route's body maximum
         if r.auth:
             op["security"] = [{"bearer": []}]
         if r.params:

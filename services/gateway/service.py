@@ -10,7 +10,6 @@ import csv
 import io
 import json
 import os
-import re
 import time
 import uuid
 from datetime import datetime
@@ -21,23 +20,28 @@ from nameko.exceptions import RemoteError
 from nameko.extensions import DependencyProvider
 from nameko.rpc import RpcProxy
 from nameko.web.handlers import HttpRequestHandler
+from nameko.web.server import WebServer, WsgiApp
 from prometheus_client import CollectorRegistry, Gauge, Histogram, generate_latest
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.security import safe_join
-from werkzeug.wrappers import Response
+from werkzeug.wrappers import Request, Response
 
 from services.gateway import api, users, wsgi
 from services.gateway import security as sec
 from services.gateway import store as st
-from services.gateway.wsgi import SecureWebServer
 from shared import auth, calendar
+from shared import units as unit_table
 from shared.auth import verify_token
+from shared.boundaries import parse_json, spreadsheet_cell
 from shared.cli import SERVICES
 from shared.errors import (
     InvalidInput,
     NotFound,
+    PayloadTooLarge,
     Rejected,
     TooManyAttempts,
     Unauthenticated,
+    bounded,
     nul_free,
 )
 from shared.logging import configure_logging
@@ -85,22 +89,97 @@ def error_response(exc: Exception) -> Response:
                           f"{incident}); it has been logged", "errors": {}}, 500)
 
 
-class JsonHttp(HttpRequestHandler):
-    """nameko's http entrypoint, with every failure turned into a JSON error, served
-    through the body limit and security headers (wsgi.py)."""
+def max_body_bytes() -> int:
+    """LIANDONG_MAX_BODY_BYTES: the largest request body a route takes unless it declares
+    its own maximum (``@http(..., max_body=...)``); default 1 MiB."""
+    raw = os.environ.get("LIANDONG_MAX_BODY_BYTES", str(1024 * 1024))
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise SystemExit(f"LIANDONG_MAX_BODY_BYTES must be a positive number of bytes, "
+                         f"not {raw!r}")
+    return value
 
-    server = SecureWebServer()
+
+MAX_BODY_BYTES = max_body_bytes()
+MAX_BODY_KEY = "liandong.max_body"
+
+
+class JsonWsgiApp(WsgiApp):
+    """nameko's WSGI app, answering an unrouted path (404) or method (405) in JSON."""
+
+    def body_limit(self, environ) -> int:
+        """The largest body the route of this request takes (its ``max_body``, else
+        LIANDONG_MAX_BODY_BYTES), known before the body is read."""
+        try:
+            provider, _ = self.url_map.bind_to_environ(environ).match()
+        except HTTPException:
+            return MAX_BODY_BYTES
+        return getattr(provider, "max_body", None) or MAX_BODY_BYTES
+
+    def __call__(self, environ, start_response):
+        request = Request(environ, shallow=True)
+        try:
+            provider, values = self.url_map.bind_to_environ(environ).match()
+        except HTTPException as exc:
+            response = exc if exc.code is None or exc.code < 400 else http_error(exc)
+            return response(environ, start_response)
+        request.path_values = values
+        return provider.handle_request(request)(environ, start_response)
+
+
+def http_error(exc: HTTPException) -> Response:
+    """A routing error (404, 405) as the API's JSON error."""
+    allowed = sorted(exc.valid_methods or []) if isinstance(exc, MethodNotAllowed) else []
+    if allowed:
+        return json_response({"code": "method_not_allowed",
+                              "message": "method not allowed on this route",
+                              "errors": {"method": [f"allowed: {', '.join(allowed)}"]}},
+                             405, {"Allow": ", ".join(allowed)})
+    if exc.code == 404:
+        return json_response({"code": "not_found", "message": "no such route",
+                              "errors": {"path": ["see /api/v1/openapi.json"]}}, 404)
+    return json_response({"code": "http_error", "message": exc.name.lower(), "errors": {}},
+                         exc.code or 400)
+
+
+class JsonWebServer(WebServer):
+    """nameko's web server: JSON routing errors, and around them the body limit of the
+    route a request is for and the security headers (wsgi.secure)."""
+
+    def get_wsgi_app(self):
+        app = JsonWsgiApp(self)
+        return wsgi.secure(app, limit_of=app.body_limit)
+
+
+class JsonHttp(HttpRequestHandler):
+    """nameko's http entrypoint, with every failure turned into a JSON error, and a
+    bounded body: ``max_body`` (bytes) declares a route's own maximum (an upload, an
+    import); every other route takes at most LIANDONG_MAX_BODY_BYTES (413 beyond)."""
+
+    server = JsonWebServer()
+
+    def __init__(self, method, url, max_body: int | None = None, **kwargs):
+        self.max_body = max_body
+        super().__init__(method, url, **kwargs)
 
     def response_from_exception(self, exc):
         return error_response(exc)
 
     def handle_request(self, request):
         started = time.perf_counter()
-        try:   # one check for every route: query string and path are text
+        limit = self.max_body or MAX_BODY_BYTES
+        try:   # one check for every route: query string and path are text, body bounded
             nul_free(request.args.to_dict(flat=False), "query")
             nul_free(request.path, "path")
+            if request.content_length is not None and request.content_length > limit:
+                raise PayloadTooLarge(f"request body over {limit} bytes",
+                                      {"body": [f"at most {limit} bytes on this route"]})
         except Rejected as exc:
             return error_response(exc)
+        request.environ[MAX_BODY_KEY] = limit    # _body reads no more (chunked bodies)
         response = super().handle_request(request)
         LATENCY.labels(self.url, self.method).observe(time.perf_counter() - started)
         return response
@@ -109,36 +188,18 @@ class JsonHttp(HttpRequestHandler):
 http = JsonHttp.decorator
 
 
-MAX_JSON_DEPTH = int(os.environ.get("LIANDONG_MAX_JSON_DEPTH", "32"))
-_STRINGS = re.compile(r'"(?:[^"\\]|\\.)*"')
-
-
-def json_depth(text: str) -> int:
-    """How deeply arrays and objects nest in a JSON text (strings ignored), without
-    parsing it: a 10,000-deep ``[[[[…`` is measured, not recursed into."""
-    depth = deepest = 0
-    for ch in re.findall(r"[\[\]{}]", _STRINGS.sub("", text)):
-        depth += 1 if ch in "[{" else -1
-        deepest = max(deepest, depth)
-    return deepest
-
-
-def parse_json(text: str):
-    """JSON of a request: 422 when it is not JSON or nests deeper than the limit."""
-    if json_depth(text) > MAX_JSON_DEPTH:
-        raise InvalidInput(f"request body nests deeper than {MAX_JSON_DEPTH} levels",
-                           {"body": [f"at most {MAX_JSON_DEPTH} levels of arrays and "
-                                     f"objects"]})
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InvalidInput("request body is not JSON", {"body": [exc.msg]}) from None
-    except RecursionError:
-        raise InvalidInput("request body nests too deeply", {"body": ["nesting"]}) from None
-
-
 def _body(request) -> dict:
-    body = parse_json(request.get_data(as_text=True) or "{}")
+    """The JSON object of a request (shared.boundaries: depth, numbers), or 4xx."""
+    limit = request.environ.get(MAX_BODY_KEY, MAX_BODY_BYTES)
+    raw = request.stream.read(limit + 1)      # a body without Content-Length: read so far
+    if len(raw) > limit:
+        raise PayloadTooLarge(f"request body over {limit} bytes",
+                              {"body": [f"at most {limit} bytes on this route"]})
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidInput("request body is not UTF-8", {"body": ["not UTF-8"]}) from None
+    body = parse_json(text or "{}")
     if not isinstance(body, dict):
         raise InvalidInput("request body must be a JSON object", {"body": ["object"]})
     return body
@@ -181,20 +242,21 @@ def export_rows(rows: list[dict]) -> list[list]:
     for r in rows:
         d = r.get("deadline") or {}
         left = r.get("time_left_seconds")
-        out.append([r["handoff_id"], r["kind"], r["case_number"], r.get("county") or "",
-                    r.get("domain") or "", r["owner_unit"], r.get("counterpart_unit") or "",
-                    r["state"], d.get("title", ""),
-                    calendar.format_local(datetime.fromisoformat(d["due"]))
-                    if d.get("due") else "",
-                    round(left / 3600, 1) if left is not None else "",
-                    "yes" if r.get("overdue") else ""])
+        cells = [r["handoff_id"], r["kind"], r["case_number"], r.get("county") or "",
+                 r.get("domain") or "", r["owner_unit"], r.get("counterpart_unit") or "",
+                 r["state"], d.get("title", ""),
+                 calendar.format_local(datetime.fromisoformat(d["due"]))
+                 if d.get("due") else "",
+                 round(left / 3600, 1) if left is not None else "",
+                 "yes" if r.get("overdue") else ""]
+        out.append([spreadsheet_cell(c) for c in cells])   # no cell runs as a formula
     return out
 
 
 def to_csv(rows: list[dict]) -> bytes:
     buf = io.StringIO()
     writer = csv.writer(buf)
-    writer.writerow(EXPORT_COLUMNS)
+    writer.writerow(EXPORT_COLUMNS)   # every cell goes through spreadsheet_cell
     writer.writerows(export_rows(rows))
     return ("\ufeff" + buf.getvalue()).encode("utf-8")   # BOM: Excel opens UTF-8 Chinese
 
@@ -232,14 +294,19 @@ def static_file(relative: str) -> Response:
         "Content-Type": STATIC_TYPES[path.suffix.lower()], **CONSOLE_HEADERS})
 
 
-class PayloadTooLarge(Rejected):
-    code = "payload_too_large"
-    http_status = 413
+def _creation(request, kind: str) -> str:
+    """The ``?command=`` of a create route: one of the procedure's creation commands
+    (default the first); a step command on the create route is a 422, not a 500."""
+    creations = list(Procedure.load(kind).creations)
+    command = request.args.get("command", creations[0])
+    if command not in creations:
+        raise InvalidInput(f"{command!r} does not create a {kind}",
+                           {"command": [f"one of: {', '.join(creations)}"]})
+    return command
 
 
 # the largest penalty-decision import the gateway takes (a 5,000-row XLSX is ~0.3 MiB)
 IMPORT_MAX_BYTES = int(os.environ.get("SUPERVISION_IMPORT_MAX_BYTES", str(20 * 1024 * 1024)))
-wsgi.BODY_LIMITS["/api/v1/penalty-decisions"] = IMPORT_MAX_BYTES   # over the 1 MiB default
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
@@ -380,6 +447,13 @@ class GatewayService:
     def me(self, request):
         return json_response(verify_token(_token(request)).to_dict())
 
+    @http("GET", "/api/v1/units")
+    def units(self, request):
+        """The reference table of units (contracts/units.yaml), for the console's forms."""
+        _token(request)
+        table = unit_table.load()
+        return json_response({"kinds": table.kinds, "units": table.to_list()})
+
     # ------------------------------------------------------------------ tracking
     @http("GET", "/api/v1/handoffs")
     def board(self, request):
@@ -426,6 +500,7 @@ class GatewayService:
 
     @http("GET", "/api/v1/procedures/<string:kind>")
     def procedure(self, request, kind):
+        _token(request)
         for service, k in api.COLLECTIONS.values():
             if k == kind:
                 return json_response(self._svc(service).procedure())
@@ -441,14 +516,14 @@ class GatewayService:
         return json_response({"kind": kind, "commands": schemas})
 
     # ------------------------------------------------------------------ 以罚代刑 supervision
-    @http("POST", "/api/v1/penalty-decisions")
+    @http("POST", "/api/v1/penalty-decisions", max_body=IMPORT_MAX_BYTES)   # an import
     def import_penalties(self, request):
         token = _token(request)     # authenticate before reading the body
         body = _import_body(request)
         mimetype = request.mimetype or ""
         if mimetype in ("application/json", ""):
             try:
-                data = parse_json(body.decode("utf-8") or "{}")
+                data = parse_json(body.decode("utf-8") or "{}")   # depth, numbers bounded
             except UnicodeDecodeError as exc:
                 raise InvalidInput("request body is not JSON",
                                    {"body": [str(exc)]}) from None
@@ -492,11 +567,11 @@ class GatewayService:
     @http("GET", "/api/v1/assistance-requests")
     def list_command_records(self, request):
         token = _token(request)     # authenticate before looking at the query
-        kind, limit = _command_kind(request), request.args.get("limit", "200")
-        if not limit.isdigit():
-            raise InvalidInput("limit must be an integer", {"limit": ["integer"]})
-        rows = self.command.list(token, request.args.get("state"),
-                                 request.args.get("county"), int(limit), kind=kind)
+        a = request.args
+        rows = self.command.list(token, a.get("state"), a.get("county"),
+                                 bounded(a.get("limit", "200"), "limit", 1, 1000),
+                                 bounded(a.get("offset", "0"), "offset", 0, 10**7),
+                                 kind=_command_kind(request))
         return json_response(rows)
 
     @http("GET", "/api/v1/joint-actions/<string:handoff_id>")
@@ -511,12 +586,7 @@ class GatewayService:
     @http("POST", "/api/v1/assistance-requests")
     def create_command_record(self, request):
         token = _token(request)     # authenticate before looking at the query
-        kind = _command_kind(request)
-        creations = list(Procedure.load(kind).creations)
-        command = request.args.get("command", creations[0])
-        if command not in creations:
-            raise InvalidInput(f"{command!r} does not create a {kind}",
-                               {"command": [f"one of: {', '.join(creations)}"]})
+        command = _creation(request, _command_kind(request))
         rec = self.command.create(token, command, _body(request),
                                   _idempotency_key(request))
         collection = request.path.split("/")[3]
@@ -542,10 +612,10 @@ class GatewayService:
     @http("POST", "/api/v1/<string:collection>")
     def create(self, request, collection):
         service = _collection(collection)
-        kind = api.COLLECTIONS[collection][1]
-        default = next(iter(Procedure.load(kind).creations))
-        rec = self._svc(service).create(_token(request), request.args.get("command", default),
-                                        _body(request), _idempotency_key(request))
+        token = _token(request)
+        command = _creation(request, api.COLLECTIONS[collection][1])
+        rec = self._svc(service).create(token, command, _body(request),
+                                        _idempotency_key(request))
         return json_response(rec, 201, {"Location": f"/api/v1/{collection}/{rec['id']}"})
 
     @http("GET", "/api/v1/<string:collection>/<string:handoff_id>")

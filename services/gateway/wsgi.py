@@ -1,8 +1,8 @@
 """The gateway's WSGI wrapper: what every HTTP response and request goes through before
 nameko sees it (issue 15 part 3).
 
-* A body larger than ``LIANDONG_MAX_BODY_BYTES`` (default 1 MiB; ``BODY_LIMITS`` per
-  path, e.g. the supervision import's own limit) is refused with 413
+* A body larger than its route takes (``@http(..., max_body=...)``, else
+  ``LIANDONG_MAX_BODY_BYTES``, default 1 MiB) is refused with 413
   before it is read: by its ``Content-Length``, or — chunked — as soon as more than the
   limit has arrived. A ``Content-Length`` that is not a number is a 400.
 * Security headers on every response (a handler's own value wins): a
@@ -18,8 +18,6 @@ import io
 import json
 import os
 
-from nameko.web.server import WebServer
-
 CONSOLE_CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; "
                "img-src 'self' data: blob:; connect-src 'self'; object-src 'none'; "
                "base-uri 'none'; frame-ancestors 'none'; form-action 'self'")
@@ -29,14 +27,8 @@ COMMON = {"X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY",
 HSTS = "max-age=31536000; includeSubDomains"
 
 
-# path prefix -> its own body limit (the supervision import takes files up to 20 MiB)
-BODY_LIMITS: dict[str, int] = {}
-
-
 def max_body_bytes(path: str = "") -> int:
-    for prefix in sorted(BODY_LIMITS, key=len, reverse=True):
-        if path.startswith(prefix):
-            return BODY_LIMITS[prefix]
+    """The default limit (a route of the gateway may declare its own)."""
     return int(os.environ.get("LIANDONG_MAX_BODY_BYTES", str(1024 * 1024)))
 
 
@@ -50,7 +42,9 @@ def _refuse(start_response, status: str, code: str, message: str, errors: dict):
 
 
 def _over_limit(environ, limit: int):
-    """None when the body may be read; else (status, code, message, errors)."""
+    """None when the body may be read; else (status, code, message, errors). A chunked
+    body is read here (up to the limit) only on routes that take small bodies; a route
+    with a larger maximum of its own (an upload) streams it and bounds it itself."""
     length = environ.get("CONTENT_LENGTH") or ""
     if length:
         if not length.isdigit():
@@ -61,7 +55,8 @@ def _over_limit(environ, limit: int):
                     f"request body of {length} bytes is over the limit of {limit}",
                     {"body": [f"at most {limit} bytes"]})
         return None
-    if "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
+    if "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower() \
+            and limit <= max_body_bytes():
         data = environ["wsgi.input"].read(limit + 1)
         if len(data) > limit:
             return ("413 Request Entity Too Large", "payload_too_large",
@@ -81,10 +76,12 @@ def _tls(environ) -> bool:
             and _trusted(environ.get("REMOTE_ADDR", "")))
 
 
-def secure(app):
-    """Wrap a WSGI app with the body limit and the security headers."""
+def secure(app, limit_of=None):
+    """Wrap a WSGI app with the body limit (``limit_of(environ)``: the route's own, else by
+    path) and the security headers."""
     def wrapped(environ, start_response):
-        refused = _over_limit(environ, max_body_bytes(environ.get("PATH_INFO", "")))
+        limit = limit_of(environ) if limit_of else max_body_bytes(environ.get("PATH_INFO", ""))
+        refused = _over_limit(environ, limit)
         if refused:
             return _refuse(start_response, *refused)
         api = environ.get("PATH_INFO", "").startswith("/api/")
@@ -103,8 +100,3 @@ def secure(app):
     return wrapped
 
 
-class SecureWebServer(WebServer):
-    """nameko's web server with ``secure`` around its WSGI app."""
-
-    def get_wsgi_app(self):
-        return secure(super().get_wsgi_app())

@@ -23,6 +23,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
+from shared import units
 from shared.auth import Actor, require_role
 from shared.errors import InvalidInput, NotAllowed
 from shared.procedure import Procedure
@@ -33,6 +34,9 @@ from shared.schemas.market_referral import COMMAND_SCHEMAS
 KIND = "market_referral"
 OVERSEERS = ("coordinator", "city_command", "operator", "system")
 COUNTY_WIDE = ("county_command", "agency_head")
+# direction -> the kinds of unit (contracts/units.yaml) that may receive a referral
+RECEIVER_KINDS = {"transport_to_market": ("market_regulation",),
+                  "market_to_transport": ("enforcement", "partner", "county_centre")}
 
 
 def procedure() -> Procedure:
@@ -198,6 +202,10 @@ def create(command: str, actor: Actor, payload, now: datetime) -> tuple[dict, di
                                           f"{data['direction']} is sent with {other}"]})
     data["direction"] = direction
     check_referral_kind(data["referral_kind"], direction)
+    # the county is the sender's own; the receiver is a unit of the receiving side
+    units.check_serves(actor, data["county"])
+    units.check_named("target_unit", data["target_unit"], RECEIVER_KINDS[direction],
+                      not_unit=actor.unit, county=data["county"])
     transport_unit, market_unit = (actor.unit, data["target_unit"]) \
         if direction == "transport_to_market" else (data["target_unit"], actor.unit)
     rec = {

@@ -12,7 +12,8 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from shared.auth import Actor, NotAllowed
+from shared import units
+from shared.auth import Actor, NotAllowed, require_role
 from shared.errors import InvalidInput, InvalidTransition
 from shared.procedure import Procedure
 from shared.schemas.common import check_document_kinds, load_payload
@@ -92,8 +93,20 @@ def check_may_act(actor: Actor, rec: dict) -> None:
 # ------------------------------------------------------------------ commands
 
 def create(command: str, actor: Actor, payload, now: datetime) -> tuple[dict, dict]:
-    """Draft a referral (agency) or open a reverse transfer (police)."""
+    """Draft a referral (agency) or open a reverse transfer (police). The county is the
+    caller's own (its token's unit must serve it, Decree art. 5: the unit's own head
+    approves); the enforcement unit a reverse transfer goes to must serve it too."""
+    proc = procedure()
+    if command not in proc.creations:
+        raise InvalidInput(f"{command!r} does not create a {KIND}",
+                           {"command": [f"one of: {', '.join(proc.creations)}"]})
     data = validate(command, payload)
+    t = proc.creations[command]
+    require_role(actor, t.roles, f"{t.command} ({t.title})")  # the role before the unit
+    units.check_serves(actor, data["county"])
+    if command == "open_reverse_transfer":
+        units.check_named("target_unit", data["target_unit"], ("enforcement", "partner"),
+                          county=data["county"])
     common = {"id": str(uuid.uuid4()), "kind": KIND, "county": data["county"],
               "procuratorate_unit": None, "court_unit": None, "plate": data.get("plate"),
               "summary": data["summary"], "parties": data["parties"], "documents": {},
@@ -114,8 +127,25 @@ def create(command: str, actor: Actor, payload, now: datetime) -> tuple[dict, di
                "recommendations": [], "team": [], "prior_penalties": [],
                "returned_by": {"role": "police", "unit": actor.unit,
                                "at": now.isoformat(), "reason": data["reason"]}}
-    state, step = procedure().advance(None, command, actor, data, now)
+    state, step = proc.advance(None, command, actor, data, now)
     return {**rec, **state}, {**step, "details": data}
+
+
+# the units a step's payload names: field -> the kinds of unit it must be
+NAMED_UNITS: dict[str, dict[str, tuple[str, ...]]] = {
+    "transfer": {"police_unit": ("police",), "procuratorate_unit": ("procuratorate",)},
+    "forward": {"competent_authority": ("police",)},
+    "request_supervision": {"procuratorate_unit": ("procuratorate",)},
+    "decide_prosecution": {"court_unit": ("court",)},
+}
+
+
+def check_named_units(command: str, data: dict, actor: Actor) -> None:
+    """Every unit the payload names exists and is of the kind the step requires (a
+    transfer to an unknown unit would wait forever, its deadline recorded as met)."""
+    for field, kinds in NAMED_UNITS.get(command, {}).items():
+        if data.get(field) is not None:
+            units.check_named(field, data[field], kinds, not_unit=actor.unit)
 
 
 def act(rec: dict, command: str, actor: Actor, payload, now: datetime) -> tuple[dict, dict]:
@@ -125,6 +155,7 @@ def act(rec: dict, command: str, actor: Actor, payload, now: datetime) -> tuple[
     data = validate(command, payload)
     new, step = proc.advance(rec, command, actor, data, now)
     check_may_act(actor, rec)
+    check_named_units(command, data, actor)
     new = {**new, "documents": dict(rec["documents"]), "police_units": list(rec["police_units"])}
     _check_timing(proc, rec, command, data, now)
     handler = _STEPS.get(command)

@@ -13,6 +13,7 @@ from services.tracker import outcomes as oc
 from services.tracker import store as st
 from shared import calendar
 from shared.auth import require_role, verify_token
+from shared.boundaries import year_error
 from shared.errors import InvalidInput, NotAllowed, NotFound, NotReady, bounded
 from shared.logging import configure_logging
 from shared.messaging import backlog
@@ -60,6 +61,8 @@ def _date(value, field):
         parsed = datetime.fromisoformat(value)
     except (TypeError, ValueError):
         raise InvalidInput(f"{field} is not an ISO date", {field: ["use YYYY-MM-DD"]}) from None
+    if problem := year_error(parsed):
+        raise InvalidInput(f"{field} is out of range", {field: [problem]})
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 

@@ -32,7 +32,7 @@ from services.tracker import domain
 from services.tracker import outcomes as oc
 from shared import calendar
 from shared import envelope as env
-from shared.db import Store
+from shared.db import Store, utc
 from shared.messaging import claim_many, messaging_tables, stage_many
 from shared.procedure import Procedure
 from shared.schemas.handoff import RECOMPUTE_COMMAND
@@ -198,12 +198,6 @@ def _search_text(data: dict) -> str:
     return " ".join(w for w in words if w).lower()[:1000]
 
 
-def _utc(value: datetime | None) -> datetime | None:
-    if value is not None and value.tzinfo is None:   # SQLite gives naive UTC back
-        return value.replace(tzinfo=timezone.utc)
-    return value
-
-
 def _lock_subjects(session, subjects: list[str]) -> None:
     """Workers (or replicas) handling events of the same subjects take turns
     (PostgreSQL row locks, taken in one order so two batches cannot deadlock). SQLite
@@ -250,7 +244,7 @@ def apply_batch(session, envelopes: list[dict], consumer: str) -> dict[str, int]
                             "named_before": set(r.units or []),
                             "counted": (_stats_key(r.created_at, r.county, r.domain, r.kind),
                                         r.state, r.open),
-                            "created_at": _utc(r.created_at), "last_at": _utc(r.updated_at),
+                            "created_at": utc(r.created_at), "last_at": utc(r.updated_at),
                             "stored_step": r.step}
              for r in session.execute(select(handoffs.c.handoff_id, handoffs.c.step,
                                              handoffs.c.units, handoffs.c.search,
@@ -359,7 +353,7 @@ def _write(session, state, rows, steps, new_parked, unparked) -> None:
 
 
 def _stats_key(created_at: datetime, county, domain_, kind) -> tuple[str, str, str, str]:
-    return (_utc(created_at).astimezone(timezone.utc).date().isoformat(), county or "",
+    return (utc(created_at).astimezone(timezone.utc).date().isoformat(), county or "",
             domain_ or "", kind or "")
 
 
@@ -409,7 +403,7 @@ def _stored_steps(session, state: dict, rows: dict, subjects: list[str]) -> dict
     for r in session.execute(query):
         if r.step > state[r.handoff_id]["stored_step"] or r.command == RECOMPUTE_COMMAND:
             continue
-        at = _utc(r.at)
+        at = utc(r.at)
         hours = (at - last[r.handoff_id]).total_seconds() / 3600 \
             if r.handoff_id in last else None
         last[r.handoff_id] = at
@@ -489,7 +483,7 @@ def _set_clocks(session, rows: dict) -> None:
         due = datetime.fromisoformat(deadline["due"]) if deadline else None
         old = current.get(subject)
         if old is not None and deadline is not None and old[0] == deadline["id"] \
-                and _utc(old[1]) == due:
+                and utc(old[1]) == due:
             continue
         if old is not None:
             gone.append(subject)
@@ -503,10 +497,10 @@ def _set_clocks(session, rows: dict) -> None:
 
 
 def _plain(row, now: datetime | None = None) -> dict:
-    out = {k: (_utc(v).isoformat() if isinstance(v, datetime) else v)
+    out = {k: (utc(v).isoformat() if isinstance(v, datetime) else v)
            for k, v in dict(row).items() if k != "search"}
     if now is not None and "deadline_due" in out:
-        due = _utc(row["deadline_due"])
+        due = utc(row["deadline_due"])
         out["time_left_seconds"] = int((due - now).total_seconds()) if due else None
         out["overdue"] = bool(due and row["open"] and due < now
                               and (row["deadline"] or {}).get("obligation", "must") == "must")
@@ -563,7 +557,7 @@ def board(session, now: datetime, *, kind=None, county=None, agency=None, domain
         if value:
             query = query.where(column == value)
     if q:
-        query = query.where(or_(handoffs.c.search.contains(q.lower()),
+        query = query.where(or_(handoffs.c.search.contains(q.lower(), autoescape=True),
                                 handoffs.c.handoff_id == q))
     if overdue_only:
         query = query.where(handoffs.c.deadline_due < now)
@@ -589,7 +583,7 @@ def due_clocks(session, now: datetime, window, limit: int = 5000) -> list[dict]:
         out += [dict(r) for r in session.execute(query).mappings()]
         if len(out) >= limit:
             break
-    return sorted(out, key=lambda r: _utc(r["due"]))
+    return sorted(out, key=lambda r: utc(r["due"]))
 
 
 def advance_clocks(session, raised: list[tuple[dict, str]]) -> None:

@@ -16,7 +16,7 @@ from functools import cache
 import yaml
 from marshmallow import ValidationError, fields, validate, validates_schema
 
-from shared.schemas.common import COUNTIES, Base
+from shared.schemas.common import COUNTIES, Base, Moment
 from shared.standards import CONTRACTS_DIR
 
 CENTRES_FILE = CONTRACTS_DIR / "command" / "centres.yaml"
@@ -58,8 +58,8 @@ class DispatchSchema(Base):
     domain = fields.String(required=True, validate=validate.OneOf(DOMAINS))
     area = fields.List(county(), required=True, validate=validate.Length(min=1))
     location = optional_text(500)
-    window_start = fields.AwareDateTime(required=True, format="iso")
-    window_end = fields.AwareDateTime(required=True, format="iso")
+    window_start = Moment(required=True)
+    window_end = Moment(required=True)
     priority = fields.String(load_default="normal", validate=validate.OneOf(PRIORITIES))
     instructions = required_text(4000)
     recipients = fields.List(fields.String(validate=validate.Length(min=1, max=100)),
@@ -233,8 +233,8 @@ MAX_ASSESSMENT_DAYS = 366
 
 
 class AssessmentQuerySchema(Base):
-    start = fields.AwareDateTime(required=True, format="iso")
-    end = fields.AwareDateTime(required=True, format="iso")
+    start = Moment(required=True)
+    end = Moment(required=True)
 
     @validates_schema
     def _order(self, data, **_kw):

@@ -3,6 +3,7 @@ and credit codes, documents, counties."""
 from __future__ import annotations
 
 import functools
+from datetime import date
 from decimal import Decimal
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
@@ -16,6 +17,10 @@ COUNTIES = {
     "pingyang": "平阳县", "cangnan": "苍南县", "wencheng": "文成县", "taishun": "泰顺县",
 }
 ID_TYPES = ("resident_id", "uscc", "passport", "other")
+# first character of a unified social credit code: the registration authority
+# (GB 32100-2015 table 1: 机构编制, 外交, 司法行政, 文化, 民政, 旅游, 宗教, 工会, 市场监管,
+# 中央军委改革和编制办公室, 农业, 其他)
+USCC_AUTHORITIES = "123456789ANY"
 
 
 class Base(Schema):
@@ -29,9 +34,19 @@ def check_id_number(id_type: str, number: str) -> str:
     """Validate with python-stdnum; return the compact form or raise ValidationError."""
     try:
         if id_type == "resident_id":
-            return ric.validate(number)
+            compact = ric.validate(number)
+            born = ric.get_birth_date(compact)
+            if not date(1900, 1, 1) <= born <= date.today():
+                raise ValidationError("not a valid resident ID number (居民身份证号码): its "
+                                      f"birth date {born.isoformat()} is not a past date")
+            return compact
         if id_type == "uscc":
-            return uscc.validate(number)
+            compact = uscc.validate(number)
+            if compact[0] not in USCC_AUTHORITIES or compact[2:8] == "000000":
+                raise ValidationError(
+                    "not a valid unified social credit code (统一社会信用代码): its "
+                    "registration authority or region code does not exist (GB 32100-2015)")
+            return compact
     except StdnumError as exc:
         label = "resident ID number (居民身份证号码)" if id_type == "resident_id" \
             else "unified social credit code (统一社会信用代码)"
@@ -75,11 +90,37 @@ county_field = fields.String(required=True, validate=validate.OneOf(list(COUNTIE
 
 
 class IsoDate(fields.Date):
-    """A calendar date (YYYY-MM-DD), checked on load and kept as its ISO text, so the
-    loaded payload stays plain JSON (a date of a document, a judgment, a payment)."""
+    """A calendar date (YYYY-MM-DD) in 2000–2099, checked on load and kept as its ISO
+    text, so the loaded payload stays plain JSON (a date of a document, a judgment, a
+    payment)."""
 
     def _deserialize(self, value, attr, data, **kwargs):
-        return super()._deserialize(value, attr, data, **kwargs).isoformat()
+        return _in_years(super()._deserialize(value, attr, data, **kwargs)).isoformat()
+
+
+class Moment(fields.AwareDateTime):
+    """A point in time with its UTC offset (ISO 8601), in 2000–2099."""
+
+    def __init__(self, **kwargs):
+        super().__init__(format="iso", **kwargs)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        return _in_years(super()._deserialize(value, attr, data, **kwargs))
+
+
+def _in_years(value):
+    from shared.boundaries import year_error
+    problem = year_error(value)
+    if problem:
+        raise ValidationError(problem)
+    return value
+
+
+def yuan(**kwargs):
+    """An amount of money in yuan: a decimal from 0 to MAX_YUAN, kept as text."""
+    from shared.boundaries import MAX_YUAN
+    return fields.Decimal(as_string=True, allow_nan=False, validate=validate.Range(
+        min=0, max=MAX_YUAN, error=f"an amount from 0 to {MAX_YUAN} yuan"), **kwargs)
 
 
 def json_safe(value):
@@ -113,6 +154,7 @@ def check_document_kinds(documents, known, what: str = "document") -> None:
 def load_payload(schemas: dict, command: str, payload) -> dict:
     """Load a command's payload with its schema as plain JSON values; InvalidInput names
     the unknown command or each bad field."""
+    from shared.boundaries import check_json
     from shared.errors import InvalidInput, nul_free
     if command not in schemas:
         raise InvalidInput(f"unknown command {command!r}",
@@ -120,6 +162,7 @@ def load_payload(schemas: dict, command: str, payload) -> dict:
     if not isinstance(payload, dict):
         raise InvalidInput("payload must be an object", {"payload": ["must be an object"]})
     nul_free(payload)
+    check_json(payload)
     try:
         return json_safe(schema_instance(schemas[command]).load(payload))
     except ValidationError as exc:

@@ -17,6 +17,7 @@ from shared.schemas.common import (
     PartySchema,
     county_field,
 )
+from shared.schemas.common import yuan as common_yuan
 
 text = fields.String
 required_text = lambda n=2000: fields.String(  # noqa: E731
@@ -24,8 +25,7 @@ required_text = lambda n=2000: fields.String(  # noqa: E731
 optional_text = lambda n=2000: fields.String(  # noqa: E731
     load_default=None, allow_none=True, validate=validate.Length(max=n))
 optional_date = lambda: IsoDate(load_default=None, allow_none=True)  # noqa: E731
-yuan = lambda: fields.Decimal(load_default=None, allow_none=True, as_string=True,  # noqa: E731
-                              validate=validate.Range(min=0))
+yuan = lambda: common_yuan(load_default=None, allow_none=True)  # noqa: E731
 
 
 def _required_by_outcome(data: dict, rules: dict[str, tuple[tuple[str, ...], str]]) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from marshmallow import ValidationError, fields, validate, validates_schema
 
-from shared.schemas.common import Base, DocumentSchema, PartySchema, county_field
+from shared.schemas.common import Base, DocumentSchema, PartySchema, county_field, yuan
 
 DIRECTIONS = ("transport_to_market", "market_to_transport")
 LINKABLE_KINDS = ("criminal_referral", "market_referral")
@@ -109,8 +109,7 @@ class ReportResultSchema(Base):
     outcome = fields.String(required=True, validate=validate.OneOf(OUTCOMES))
     summary = required_text(4000)
     decision_number = optional_text(60)
-    fine_yuan = fields.Decimal(load_default=None, allow_none=True, as_string=True,
-                               validate=validate.Range(min=0))
+    fine_yuan = yuan(load_default=None, allow_none=True)
     transferred_to = optional_text(100)
 
     @validates_schema

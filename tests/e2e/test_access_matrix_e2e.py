@@ -98,10 +98,13 @@ def matrix(text: str) -> dict[str, dict[str, int]]:
 
 # --------------------------------------------------------------------- market referrals
 #
-# send          create, default command (`send`, transport -> market): roles
-#               enforcement_unit, county_command. No area rule: the sender may be any
-#               such unit, whatever county the referral names.
-# to_transport  create ?command=send_to_transport: role market_regulation only.
+# send          create, default command (`send`, transport -> market) of a lucheng
+#               referral: roles enforcement_unit, county_command, and only a unit serving
+#               lucheng (issue 23: the county comes from the caller's unit; another
+#               county's unit gets 403 `county`).
+# to_transport  create ?command=send_to_transport of a lucheng referral: role
+#               market_regulation, serving lucheng (wenzhou-amr is city-level; ruian-amr
+#               serves ruian only: 403).
 # read          GET one of a referral lucheng-team-1 sent to wenzhou-amr (and, same
 #               column, one wenzhou-amr sent to lucheng-team-1): overseers (city_command,
 #               coordinator, operator, system) all; market regulation its own unit's;
@@ -119,10 +122,10 @@ MARKET_REFERRAL = matrix("""
 actor                    send  to_transport  read  ack_t2m  ack_m2t  link
 city_command              403      403        200     403      403    403
 county_command            201      403        200     403      403    403
-county_command@ouhai      201      403        403     403      403    403
-county_command@taishun    201      403        403     403      403    403
+county_command@ouhai      403      403        403     403      403    403
+county_command@taishun    403      403        403     403      403    403
 enforcement_unit          201      403        200     403      200    200
-enforcement_unit@ouhai    201      403        403     403      403    403
+enforcement_unit@ouhai    403      403        403     403      403    403
 agency_head               403      403        200     403      403    403
 agency_head@ruian         403      403        403     403      403    403
 police                    403      403        403     403      403    403
@@ -130,7 +133,7 @@ police@ouhai              403      403        403     403      403    403
 procuratorate             403      403        403     403      403    403
 court                     403      403        403     403      403    403
 market_regulation         403      201        200     200      403    200
-market_regulation@ruian   403      201        403     403      403    403
+market_regulation@ruian   403      403        403     403      403    403
 coordinator               403      403        200     403      403    403
 operator                  403      403        200     403      403    403
 system                    403      403        200     403      403    403

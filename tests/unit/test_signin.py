@@ -198,10 +198,12 @@ def test_configuration_errors_name_the_setting(monkeypatch):
         sec.totp_required_roles()
 
 
-def test_json_depth_is_measured_without_recursion():
-    from services.gateway.service import json_depth
-    assert json_depth('{"a": [1, {"b": "[[[[["}]}') == 3
-    assert json_depth("[" * 10000 + "]" * 10000) == 10000
+def test_json_nested_10000_deep_is_a_422_not_a_crash():
+    from shared.boundaries import parse_json
+    from shared.errors import InvalidInput
+    assert parse_json('{"a": [1, {"b": "[[[[["}]}') == {"a": [1, {"b": "[[[[["}]}
+    with pytest.raises(InvalidInput):
+        parse_json("[" * 10000 + "]" * 10000)
 
 
 def _call(app, **environ):

@@ -286,7 +286,7 @@ def test_the_sweep_raises_what_the_full_scan_raised_and_reads_nothing_more(engin
         assert tr.due_clocks(s, NOW, WINDOW) == []
         # every clock left waits for a future alert: none is past its level's time
         left = s.execute(select(tr.alert_clocks)).mappings().all()
-    assert all(tr._utc(c["due"]) > NOW for c in left)
+    assert all(tr.utc(c["due"]) > NOW for c in left)
 
 
 def test_a_new_deadline_restarts_the_clock_and_closing_stops_it(engine, tracker):

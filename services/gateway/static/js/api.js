@@ -141,12 +141,41 @@ export function upload(path, file, onProgress) {
 }
 
 const cache = new Map();
+let unitList = null;
+
+/** The reference table of units (GET /units), fetched once; [] if it cannot be read. */
+export function units() {
+  if (!unitList) {
+    unitList = get("/units").then((r) => r.units).catch(() => {
+      unitList = null;
+      return [];
+    });
+  }
+  return unitList;
+}
+
+// the kinds of unit a payload field names (the services check the same, 422 otherwise)
+const UNIT_FIELDS = {
+  police_unit: ["police"], procuratorate_unit: ["procuratorate"], court_unit: ["court"],
+  competent_authority: ["police"],
+};
+const TARGET_KINDS = {
+  send: ["market_regulation"], send_to_transport: ["enforcement", "partner", "county_centre"],
+  open_reverse_transfer: ["enforcement", "partner"],
+};
+
+/** Suggestions (field -> [{value, label}]) for the unit fields of a command's form. */
+export function unitHints(known, command) {
+  const fields = { ...UNIT_FIELDS, ...(TARGET_KINDS[command] ? { target_unit: TARGET_KINDS[command] } : {}) };
+  return Object.fromEntries(Object.entries(fields).map(([field, kinds]) => [field,
+    (known || []).filter((u) => kinds.includes(u.kind)).map((u) => ({ value: u.id, label: u.name }))]));
+}
 
 /** Procedure table and payload schemas of a kind, fetched once per page load. */
 export function procedure(kind) {
   if (!cache.has(kind)) {
-    const p = Promise.all([get(`/procedures/${kind}`), get(`/procedures/${kind}/payloads`)])
-      .then(([proc, payloads]) => ({ ...proc, payloads: payloads.commands }));
+    const p = Promise.all([get(`/procedures/${kind}`), get(`/procedures/${kind}/payloads`), units()])
+      .then(([proc, payloads, known]) => ({ ...proc, payloads: payloads.commands, units: known }));
     p.catch(() => cache.delete(kind));
     cache.set(kind, p);
   }

@@ -1,6 +1,6 @@
 // Open a case: the creation commands of each procedure the signed-in role may use
 // (from the procedure tables), each as a form built from its payload schema.
-import { post, procedure, COLLECTION } from "../api.js";
+import { post, procedure, unitHints, COLLECTION } from "../api.js";
 import { h } from "../dom.js";
 import { t, label, lang, article } from "../i18n.js";
 import { commandForm } from "../forms.js";
@@ -24,6 +24,7 @@ export async function newView([only], ctx) {
         schema: table.payloads[row.command], command: row.command,
         description: [lang() === "zh" ? null : row.title, article(row.article)].filter(Boolean).join(" · "),
         prefill: { county: ctx.me.county || undefined },
+        hints: unitHints(table.units, row.command),
         onSubmit: async (payload) => {
           const rec = await post(`/${COLLECTION[kind]}`, payload, { command: row.command });
           ctx.flash(t("new.created", { n: rec.case_number }));

@@ -1,5 +1,5 @@
 // Panels shared by the handoff page and the command view.
-import { post } from "../api.js";
+import { post, unitHints } from "../api.js";
 import { h, formatTime } from "../dom.js";
 import { t, label, lang, article, deadlineTitle } from "../i18n.js";
 import { commandForm } from "../forms.js";
@@ -19,7 +19,8 @@ export function actionsPanel({ kind, collection, id, rec, table, ctx }) {
       .filter(Boolean).join(" · ");
     const form = commandForm({
       schema, command, description, prefill: prefillFor(kind, command, rec, table),
-      hints: { kind: (table?.documents || []).map((d) => ({ value: d.id, label: lang() === "en" ? d.title_en || d.title : d.title })) },
+      hints: { ...unitHints(table?.units, command),
+        kind: (table?.documents || []).map((d) => ({ value: d.id, label: lang() === "en" ? d.title_en || d.title : d.title })) },
       onSubmit: async (payload) => {
         const updated = await post(`/${collection}/${id}/${command}`, payload);
         ctx.flash(`${t("common.saved")}: ${label("command", command)} → ${label("state", updated.state)}`);
