@@ -23,7 +23,9 @@ from shared.auth import ROLES, Actor, mint
 from shared.deadletters import amqp_uri
 
 ROOT = Path(__file__).resolve().parent.parent
-SERVICES = ["police_handoff", "tracker", "gateway", "market_referral", "command"]
+SERVICES = ["police_handoff", "tracker", "gateway", "market_referral", "command", "documents"]
+# the services that keep handoffs (steps, hash chains, outbox)
+HANDOFF_SERVICES = ["police_handoff", "market_referral", "command"]
 
 
 def _print(obj) -> None:
@@ -261,7 +263,7 @@ def cmd_handoff(args) -> int:
 def cmd_rebuild(args) -> int:
     """Reset the tracker and re-apply every service's event history, page by page."""
     token = _operator_token(args)
-    sources = [s for s in SERVICES if s not in ("tracker", "gateway")]
+    sources = HANDOFF_SERVICES
     totals = {"applied": 0, "duplicate": 0, "stale": 0, "skipped": 0}
     with _rpc() as rpc:
         _call(rpc.tracker.reset, token)
@@ -305,7 +307,7 @@ def cmd_audit(args) -> int:
     token = _operator_token(args)
     failed = False
     with _rpc() as rpc:
-        for name in args.service or [s for s in SERVICES if s not in ("tracker", "gateway")]:
+        for name in args.service or HANDOFF_SERVICES:
             result = _call(getattr(rpc, name).verify_audit, token, args.id)
             status = "BROKEN" if result["problems"] else "intact"
             print(f"{name:16s} {result['handoffs']} handoff(s), {result['steps']} step(s): "
@@ -314,7 +316,22 @@ def cmd_audit(args) -> int:
                 failed = True
                 for problem in problems:
                     print(f"  {handoff_id}: {problem}")
+        if not args.id and not args.service:
+            failed |= _blob_audit(rpc, token)
     return 1 if failed else 0
+
+
+def _blob_audit(rpc, token) -> bool:
+    """Re-hash every stored case-file document (the documents service); True if any is
+    missing or altered."""
+    result = _call(rpc.documents.verify, token)
+    bad = result["missing"] + result["altered"]
+    print(f"{'documents':16s} {result['checked']} blob(s) in {result['store']}: "
+          f"{'BROKEN' if bad else 'intact'}")
+    for problem in ("missing", "altered"):
+        for sha in result[problem]:
+            print(f"  {sha}: {problem}")
+    return bool(bad)
 
 
 def _token_audit() -> int:
@@ -396,7 +413,7 @@ def cmd_keys(args) -> int:
 
 def cmd_outbox(args) -> int:
     from shared.messaging import backlog
-    for name in args.service or SERVICES:
+    for name in args.service or [s for s in SERVICES if s != "documents"]:
         _print(backlog(_store(name)))
     return 0
 
@@ -526,6 +543,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--state")
     r.add_argument("--in-county", dest="county_filter")
     r.set_defaults(fn=cmd_referral)
+
+    from shared import clidocs
+    clidocs.add_parsers(sub, _identity, _key_option, _token)
 
     p = sub.add_parser("board", help="open handoffs visible to you, nearest deadline first")
     _identity(p)

@@ -63,6 +63,13 @@ class NotFound(Rejected):
 
 
 @deserialize_to_instance
+class Unavailable(Rejected):
+    """A part of the system this deployment lacks (e.g. the PDF libraries)."""
+    code = "unavailable"
+    http_status = 503
+
+
+@deserialize_to_instance
 class IdempotencyConflict(Rejected):
     """An idempotency key reused for a different request (shared/idempotency.py)."""
     code = "idempotency_conflict"
