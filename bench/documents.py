@@ -105,8 +105,10 @@ def run(mib: int = 200) -> dict:
                                                     "title": "bench"}, "file", source,
                                                    "video/mp4")
             started = time.perf_counter()
-            up = requests.post(path, data=body, timeout=3600, headers={
-                **headers, "Content-Type": content_type, "Content-Length": str(length)})
+            up = requests.post(path, data=body, timeout=3600,
+                               headers={**headers, "Content-Type": content_type})
+            if not up.ok:
+                raise RuntimeError(f"upload failed: {up.status_code} {up.text[:300]}")
             up_s = time.perf_counter() - started
             stop.set()
             sampler.join()

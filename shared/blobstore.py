@@ -125,6 +125,9 @@ class FileBlobStore:
             return False
         os.chmod(temp, 0o440)
         os.replace(temp, target)
+        st = target.stat()     # just hashed while written: the first download needs no re-read
+        with self._lock:
+            self._verified[sha] = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
         dir_fd = os.open(target.parent, os.O_RDONLY)
         try:
             os.fsync(dir_fd)

@@ -64,8 +64,22 @@ def _save(response, out: str | None, fallback: str) -> int:
     return 0
 
 
+class _Body:
+    """An iterable body with a length: requests sends it with Content-Length (not
+    chunked), a chunk at a time."""
+
+    def __init__(self, parts, length: int):
+        self.parts, self.length = parts, length
+
+    def __iter__(self):
+        return iter(self.parts)
+
+    def __len__(self):
+        return self.length
+
+
 def multipart(fields: dict, name: str, path: Path, media_type: str):
-    """(content type, length, body iterator): the file streamed, never read whole."""
+    """(content type, length, body): the file streamed, never read whole."""
     boundary = uuid.uuid4().hex
     head = b""
     for key, value in fields.items():
@@ -83,7 +97,7 @@ def multipart(fields: dict, name: str, path: Path, media_type: str):
                 yield chunk
         yield tail
     length = len(head) + path.stat().st_size + len(tail)
-    return f"multipart/form-data; boundary={boundary}", length, body()
+    return f"multipart/form-data; boundary={boundary}", length, _Body(body(), length)
 
 
 def cmd_documents(args, token) -> int:
@@ -111,7 +125,7 @@ def cmd_documents(args, token) -> int:
     fields = {"kind": args.kind, **({"title": args.title} if args.title else {})}
     content_type, length, body = multipart(fields, "file", path, media)
     r = requests.post(base, data=body, timeout=3600, headers={
-        **headers, "Content-Type": content_type, "Content-Length": str(length),
+        **headers, "Content-Type": content_type,
         "Idempotency-Key": args.idempotency_key or str(uuid.uuid4())})
     if not r.ok:
         return _fail(r)

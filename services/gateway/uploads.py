@@ -37,7 +37,7 @@ from shared.errors import InvalidInput, Rejected
 
 log = structlog.get_logger(__name__)
 
-READ = 256 * 1024
+READ = 1024 * 1024
 FORM_OVERHEAD = 64 * 1024          # the multipart framing and the small fields
 FIELD_MAX = 1000                   # characters of kind / title
 
