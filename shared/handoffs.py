@@ -362,20 +362,6 @@ class HandoffService:
             return public(rec)
 
     @rpc
-    def file_digests(self, token):
-        """Every stored document's SHA-256 with where it is filed (``liandong audit``
-        re-hashes these blobs)."""
-        require_role(verify_token(token), {"operator", "coordinator", "system"},
-                     "list every case file")
-        out = []
-        with self.db.session() as s:
-            for rec in self.handoffs.search(s, limit=10**9):
-                for f in rec.get("files", []):
-                    out.append({"handoff_id": rec["id"], "document_id": f["id"],
-                                "sha256": f["sha256"], "size": f["size"]})
-        return out
-
-    @rpc
     def procedure(self):
         """The transition table, deadlines and states as data (console, docs)."""
         proc = self.domain.procedure()

@@ -76,13 +76,15 @@ def receive(request, check_kind) -> tuple[dict, blobstore.Upload]:
     any file byte is stored when the client sends the fields first (the console and
     the CLI do). Returns ({kind, title, filename, declared}, upload)."""
     mimetype, options = parse_options_header(request.headers.get("Content-Type", ""))
-    if mimetype != "multipart/form-data" or not options.get("boundary"):
+    boundary = options.get("boundary") or ""
+    if mimetype != "multipart/form-data" or not boundary.isascii() or \
+            not 0 < len(boundary) <= 70:
         raise InvalidInput("upload as multipart/form-data with the fields file, kind, title",
                            {"body": ["multipart/form-data expected"]})
     length = request.content_length
     if length is not None and length > max_request_bytes():
         raise _too_large()
-    decoder = MultipartDecoder(options["boundary"].encode("latin-1"),
+    decoder = MultipartDecoder(boundary.encode("ascii"),
                                max_form_memory_size=2 * READ + FORM_OVERHEAD,
                                max_parts=10)
     stream = request.stream
@@ -122,7 +124,9 @@ def receive(request, check_kind) -> tuple[dict, blobstore.Upload]:
                             raise InvalidInput(f"{current} is too long",
                                                {current: ["too long"]})
                         if not event.more_data:
-                            fields[current] = buffer.decode("utf-8", "replace").strip()
+                            text = buffer.decode("utf-8", "replace")
+                            fields[current] = "".join(   # no NUL or control characters
+                                c for c in text if unicodedata.category(c)[0] != "C").strip()
                 elif isinstance(event, Epilogue):
                     done = True
                     break
