@@ -39,8 +39,10 @@ def parse(argv=None) -> argparse.Namespace:
                                 formatter_class=Formatter)
     p.add_argument("--doc-mib", type=int, default=200,
                    help="documents: size of the file uploaded and downloaded, MiB")
-    p.add_argument("--only", default="a,b,c,relay,board,documents",
-                   help="comma list of parts to run: a, b, c, relay, board")
+    p.add_argument("--only", default="a,b,c,relay,board,penalties,documents",
+                   help="comma list of parts to run: a, b, c, relay, board, penalties "
+                        "(the import of 5,000 penalty decisions), documents (a 200 MiB "
+                        "case-file upload and download)")
     p.add_argument("--seconds", type=float, default=4,
                    help="measured phase of each back-to-back (max) run")
     p.add_argument("--rate", type=float, default=500, help="fixed offered rate, events/s")
@@ -258,18 +260,24 @@ def main(argv=None) -> int:
     if "board" in parts:
         from bench import board as board_mod
         board = run("board", board_mod.run, opts.board_rows, opts.board_repeat)
+    penalties = None
+    if "penalties" in parts:
+        from bench import penalties as penalties_mod
+        penalties = run("penalties", penalties_mod.run)
     documents = None
     if "documents" in parts:
         from bench import documents as documents_mod
         documents = run("documents", documents_mod.run, opts.doc_mib)
     summary = print_report(results, relay, board, opts)
+    if penalties:
+        penalties_mod.report(penalties)
     if documents:
         documents_mod.report(documents)
     print(f"bench took {time.monotonic() - started:.0f} s")
     if opts.json:
         with open(opts.json, "w") as f:
-            json.dump({"results": results, "relay": relay, "board": board, "summary": summary,
-                       "documents": documents,
+            json.dump({"results": results, "relay": relay, "board": board,
+                       "penalties": penalties, "documents": documents, "summary": summary,
                        "options": vars(opts)}, f, indent=1, ensure_ascii=False, default=str)
     return 0
 

@@ -23,9 +23,10 @@ from shared.auth import ROLES, Actor, mint
 from shared.deadletters import amqp_uri
 
 ROOT = Path(__file__).resolve().parent.parent
-SERVICES = ["police_handoff", "tracker", "gateway", "market_referral", "command", "documents"]
-# the services that keep handoffs (steps, hash chains, outbox)
-HANDOFF_SERVICES = ["police_handoff", "market_referral", "command"]
+SERVICES = ["police_handoff", "tracker", "gateway", "market_referral", "command",
+            "supervision", "documents"]
+# the services whose steps are events with hash-chained audit trails (rebuild, audit)
+EVENT_SOURCES = [s for s in SERVICES if s not in ("tracker", "gateway", "documents")]
 
 
 def _print(obj) -> None:
@@ -263,7 +264,7 @@ def cmd_handoff(args) -> int:
 def cmd_rebuild(args) -> int:
     """Reset the tracker and re-apply every service's event history, page by page."""
     token = _operator_token(args)
-    sources = HANDOFF_SERVICES
+    sources = EVENT_SOURCES
     totals = {"applied": 0, "duplicate": 0, "stale": 0, "skipped": 0}
     with _rpc() as rpc:
         _call(rpc.tracker.reset, token)
@@ -307,7 +308,7 @@ def cmd_audit(args) -> int:
     token = _operator_token(args)
     failed = False
     with _rpc() as rpc:
-        for name in args.service or HANDOFF_SERVICES:
+        for name in args.service or EVENT_SOURCES:
             result = _call(getattr(rpc, name).verify_audit, token, args.id)
             status = "BROKEN" if result["problems"] else "intact"
             print(f"{name:16s} {result['handoffs']} handoff(s), {result['steps']} step(s): "
@@ -546,6 +547,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     from shared import clidocs
     clidocs.add_parsers(sub, _identity, _key_option, _token)
+    from services.supervision.cli import add_parser as add_penalties
+    add_penalties(sub, _identity)
 
     p = sub.add_parser("board", help="open handoffs visible to you, nearest deadline first")
     _identity(p)
