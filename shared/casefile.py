@@ -143,7 +143,8 @@ class FileAttachedSchema(Base):
     never the bytes."""
     document_id = fields.String(required=True)
     kind = fields.String(required=True)
-    title = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    # absent on an upload without a title: the step records the kind's title
+    title = fields.String(load_default=None, validate=validate.Length(min=1, max=200))
     filename = fields.String(required=True, validate=validate.Length(min=1, max=255))
     media_type = fields.String(required=True)
     size = fields.Integer(required=True, strict=True, validate=validate.Range(min=1))

@@ -57,7 +57,7 @@ def event_schemas() -> dict[str, type]:
     for event_type, details in RETIRED_STEPS.items():
         registry[event_type] = event_schema(_camel(event_type.rsplit(".", 1)[0]) + "Event",
                                             details)
-    for kind in KINDS:   # a file added to the case file (shared/casefile.py)
+    for kind in filter(casefile.section, KINDS):   # a file added to the case file
         registry[casefile.event_type(kind)] = event_schema(
             _camel(kind) + "FileAttachedEvent", casefile.FileAttachedSchema)
     registry.update(EXTRA_EVENTS)

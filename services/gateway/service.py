@@ -439,8 +439,6 @@ class GatewayService:
     @http("POST", "/api/v1/joint-actions/<string:handoff_id>/<string:command>")
     @http("POST", "/api/v1/assistance-requests/<string:handoff_id>/<string:command>")
     def act_command_record(self, request, handoff_id, command):
-        if command == "documents":   # the case file's upload, not a procedure step
-            return self.upload_document(request, request.path.split("/")[3], handoff_id)
         token, body = _token(request), _body(request)
         if self.command.get(token, handoff_id)["kind"] != _command_kind(request):
             raise NotFound(f"no {_command_kind(request)} {handoff_id}", {"id": ["not found"]})
@@ -454,9 +452,13 @@ class GatewayService:
         return json_response(listing["files"])
 
     @http("POST", "/api/v1/<string:collection>/<string:handoff_id>/documents")
-    def upload_document(self, request, collection, handoff_id):
+    @http("POST", "/api/v1/joint-actions/<string:handoff_id>/documents")
+    @http("POST", "/api/v1/assistance-requests/<string:handoff_id>/documents")
+    def upload_document(self, request, handoff_id, collection=None):
         """A file streamed into the blob store, then filed as a step of the handoff
-        (services/gateway/uploads.py)."""
+        (services/gateway/uploads.py). The command collections' own routes: their
+        ``/<id>/<command>`` route would take ``documents`` for a command otherwise."""
+        collection = collection or request.path.split("/")[3]
         token = _token(request)
         service, _listing = self._case_file(token, collection, handoff_id)
         svc = self._svc(service)
