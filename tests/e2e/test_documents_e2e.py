@@ -307,3 +307,39 @@ def test_gateway_killed_mid_upload_leaves_no_record_and_no_temp_file(web):
     listing = requests.get(base + path + "/documents", headers=auth(UNIT), timeout=30)
     assert listing.status_code == 200 and listing.json() == []
     time.sleep(0)
+
+
+def test_cli_documents_put_list_get_and_forms(web, tmp_path):
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "shared.cli", *args], cwd=tmp_path,
+                              env={**web.env, "PYTHONPATH": str(ROOT)}, capture_output=True,
+                              text=True, timeout=300)
+    base = web.base_url
+    path = new_referral(base)
+    rid = path.rsplit("/", 1)[1]
+    me = ["--as", "enforcement_unit", "--unit", UNIT.unit, "--county", "lucheng",
+          "--url", base]
+    source = tmp_path / "清单.pdf"
+    source.write_bytes(PDF)
+    put = cli("documents", "put", *me, rid, str(source), "--kind", "items_list")
+    assert put.returncode == 0, put.stderr
+    doc = json.loads(put.stdout)
+    assert doc["sha256"] == hashlib.sha256(PDF).hexdigest()
+    listed = cli("documents", "list", *me, rid)
+    assert listed.returncode == 0 and doc["id"] in listed.stdout and "清单.pdf" in listed.stdout
+    got = cli("documents", "get", *me, rid, doc["id"], "-o", str(tmp_path / "back.pdf"))
+    assert got.returncode == 0, got.stderr
+    assert (tmp_path / "back.pdf").read_bytes() == PDF
+    bad = cli("documents", "put", *me, rid, str(source), "--kind", "nonsense")
+    assert bad.returncode == 2 and "invalid_input" in bad.stderr
+    form = cli("forms", *me, rid, "transfer_letter", "-o", str(tmp_path / "letter.pdf"))
+    assert form.returncode == 0, form.stderr
+    assert "涉嫌犯罪案件移送书" in pdf_text((tmp_path / "letter.pdf").read_bytes())
+    police = cli("documents", "list", "--as", "police", "--unit", POLICE_2.unit, "--url",
+                 base, rid)
+    assert police.returncode == 2 and "forbidden" in police.stderr
