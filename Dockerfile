@@ -24,6 +24,14 @@ RUN groupadd --system --gid 10001 liandong \
 
 WORKDIR /app
 
+# The PDF forms (services/documents/forms.py): WeasyPrint's Pango, HarfBuzz's subsetter and
+# CJK fonts; /blobs is the case files' blob store (a volume shared by gateway + documents).
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends libpango-1.0-0 libpangoft2-1.0-0 \
+        libharfbuzz-subset0 fonts-noto-cjk \
+ && rm -rf /var/lib/apt/lists/* \
+ && mkdir -p /blobs && chown liandong:liandong /blobs
+
 # Pinned dependencies first: this layer is reused as long as requirements.txt is unchanged.
 COPY requirements.txt ./
 RUN pip install -r requirements.txt

@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help venv servers debs run test unit e2e contracts check-contracts lint bench clean
+.PHONY: help venv servers debs form-debs run test unit e2e contracts check-contracts lint bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -26,7 +26,22 @@ servers: ## start RabbitMQ and PostgreSQL if they are installed but not answerin
 # missing; if apt cannot install them the make goes on and that test skips, saying why.
 DEBS := chromium chromium-driver fonts-noto-cjk
 
-debs: ## install chromium + chromium-driver (apt) for the browser test, if missing
+# Debian packages of the official forms (services/documents/forms.py): WeasyPrint's Pango,
+# HarfBuzz's font subsetter (without it a CJK form takes ~10 s instead of <1 s) and the Noto
+# CJK fonts. Installed only when missing; without them the forms answer 503, saying why.
+FORM_DEBS := libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-noto-cjk
+
+form-debs: ## install the Debian libraries and CJK fonts of the PDF forms (apt), if missing
+	@missing=$$(for p in $(FORM_DEBS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  echo "form-debs: installing" $$missing; \
+	  { $$sudo apt-get update -q && \
+	    $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; } || \
+	  echo "form-debs: could not install" $$missing"; the PDF forms will answer 503" >&2; \
+	fi
+
+debs: form-debs ## install chromium + chromium-driver (apt) for the browser test, if missing
 	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then \
 	  sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 	  echo "debs: installing $(DEBS)"; \
@@ -37,7 +52,7 @@ debs: ## install chromium + chromium-driver (apt) for the browser test, if missi
 
 # `make run` is a development machine: LIANDONG_ENV=development lets the services create
 # development token keys on first use under var/keys/tokens (production refuses them).
-run: venv ## start every service (SQLite by default; DATABASE_URL for PostgreSQL)
+run: venv form-debs ## start every service (SQLite by default; DATABASE_URL for PostgreSQL)
 	@bin/ensure-servers rabbitmq
 	LIANDONG_ENV=development $(BIN)/liandong run
 

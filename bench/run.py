@@ -45,16 +45,19 @@ def parse(argv=None) -> argparse.Namespace:
         pass
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
                                 formatter_class=Formatter)
-    p.add_argument("--only", default="a,b,c,d,crash,drain,rebuild,cold,relay,board,penalties",
+    p.add_argument("--only",
+                   default="a,b,c,d,crash,drain,rebuild,cold,relay,board,penalties,documents",
                    help="comma list of parts to run: a, b, c, d, crash (kill -9 of (c)'s "
                         "and (d)'s producer mid-run), drain (the tracker empties a backlog), "
                         "rebuild (rebuild-tracker vs COPY), cold (`liandong run` until every "
                         "service answers), relay, board, penalties (the import of 5,000 penalty "
-                        "decisions)")
+                        "decisions), documents (a case-file upload and download of --doc-mib)")
     p.add_argument("--drain-events", type=int, default=100_000,
                    help="backlog in tracker.events for the drain measurement")
     p.add_argument("--history-events", type=int, default=1_000_000,
                    help="events of history for rebuild-tracker vs COPY")
+    p.add_argument("--doc-mib", type=int, default=200,
+                   help="documents: size of the file uploaded and downloaded, MiB")
     p.add_argument("--seconds", type=float, default=4,
                    help="measured phase of each back-to-back (max) run")
     p.add_argument("--rate", type=float, default=500, help="fixed offered rate, events/s")
@@ -94,7 +97,7 @@ def parse(argv=None) -> argparse.Namespace:
         opts.seconds, opts.rate, opts.rate_seconds, opts.low_rate = 1, 50, 1, 0
         opts.warmup, opts.warmup_rate, opts.repeat, opts.backends = 10, 50, 1, "postgres"
         opts.relay_events, opts.board_rows, opts.board_repeat = 200, 5000, 2
-        opts.drain_events, opts.history_events = 300, 300
+        opts.drain_events, opts.history_events, opts.doc_mib = 300, 300, 4
         opts.drain_timeout = 30
         opts.only = ",".join(p for p in opts.only.split(",") if p != "crash")
         opts.timeout = opts.timeout or 240
@@ -342,7 +345,7 @@ def main(argv=None) -> int:
     board = None
     failed: list[str] = []
     recovered: list[dict] = []
-    penalties = None
+    penalties = documents = None
     started = time.monotonic()
     if opts.timeout:
         _hard_timeout(opts.timeout)
@@ -385,6 +388,9 @@ def main(argv=None) -> int:
             from bench import penalties as penalties_mod
             penalties = run("penalties", penalties_mod.run,
                             *((500, 1) if opts.smoke else ()))
+        if "documents" in parts:
+            from bench import documents as documents_mod
+            documents = run("documents", documents_mod.run, opts.doc_mib)
     except BenchTimeout as exc:
         failed.append(str(exc))
     finally:
@@ -398,12 +404,15 @@ def main(argv=None) -> int:
     if penalties:
         from bench import penalties as penalties_mod
         penalties_mod.report(penalties)
+    if documents:
+        from bench import documents as documents_mod
+        documents_mod.report(documents)
     summary["recovery"] = _recovery_rows(recovered)
     print(f"bench took {time.monotonic() - started:.0f} s")
     if opts.json:
         with open(opts.json, "w") as f:
             json.dump({"results": results, "relay": relay, "board": board, "summary": summary,
-                       "recovery": recovered, "penalties": penalties,
+                       "recovery": recovered, "penalties": penalties, "documents": documents,
                        "options": vars(opts)}, f, indent=1, ensure_ascii=False, default=str)
     found = problems(results + recovered, relay, board, failed, parts)
     events = sum(r["events"] for r in results + recovered + relay)

@@ -24,7 +24,9 @@ from shared.deadletters import amqp_uri
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVICES = ["police_handoff", "tracker", "gateway", "market_referral", "command",
-            "supervision"]
+            "supervision", "documents"]
+# the services whose steps are events with hash-chained audit trails (rebuild, audit)
+EVENT_SOURCES = [s for s in SERVICES if s not in ("tracker", "gateway", "documents")]
 
 
 def _has_database(name: str) -> bool:
@@ -280,7 +282,7 @@ def cmd_handoff(args) -> int:
 def cmd_rebuild(args) -> int:
     """Reset the tracker and re-apply every service's event history, page by page."""
     token = _operator_token(args)
-    sources = [s for s in DATABASES if s != "tracker"]
+    sources = EVENT_SOURCES
     totals = {"applied": 0, "duplicate": 0, "stale": 0, "skipped": 0}
     with _rpc() as rpc:
         _call(rpc.tracker.reset, token)
@@ -327,7 +329,7 @@ def cmd_audit(args) -> int:
     token = _operator_token(args)
     failed = False
     with _rpc() as rpc:
-        for name in args.service or [s for s in DATABASES if s != "tracker"]:
+        for name in args.service or EVENT_SOURCES:
             result = _call(getattr(rpc, name).verify_audit, token, args.id)
             status = "BROKEN" if result["problems"] else "intact"
             print(f"{name:16s} {result['handoffs']} handoff(s), {result['steps']} step(s): "
@@ -336,7 +338,22 @@ def cmd_audit(args) -> int:
                 failed = True
                 for problem in problems:
                     print(f"  {handoff_id}: {problem}")
+        if not args.id and not args.service:
+            failed |= _blob_audit(rpc, token)
     return 1 if failed else 0
+
+
+def _blob_audit(rpc, token) -> bool:
+    """Re-hash every stored case-file document (the documents service); True if any is
+    missing or altered."""
+    result = _call(rpc.documents.verify, token)
+    bad = result["missing"] + result["altered"]
+    print(f"{'documents':16s} {result['checked']} blob(s) in {result['store']}: "
+          f"{'BROKEN' if bad else 'intact'}")
+    for problem in ("missing", "altered"):
+        for sha in result[problem]:
+            print(f"  {sha}: {problem}")
+    return bool(bad)
 
 
 def _token_audit() -> int:
@@ -421,7 +438,7 @@ def cmd_outbox(args) -> int:
     while the service is down: that is when the operator needs it)."""
     from shared.messaging import backlog
     status = 0
-    for name in args.service or DATABASES:
+    for name in args.service or [s for s in DATABASES if s != "documents"]:  # no outbox
         store = _store(name)
         try:
             found = backlog(store)
@@ -578,6 +595,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--in-county", dest="county_filter")
     r.set_defaults(fn=cmd_referral)
 
+    from shared import clidocs
+    clidocs.add_parsers(sub, _identity, _key_option, _token)
     from services.supervision.cli import add_parser as add_penalties
     add_penalties(sub, _identity)
 

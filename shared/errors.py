@@ -90,8 +90,8 @@ class TooManyAttempts(Rejected):
 
 @deserialize_to_instance
 class Unavailable(Rejected):
-    """The service cannot answer safely now (e.g. its revocation list is not current):
-    it refuses rather than guess; the caller may retry."""
+    """The service cannot answer safely now (e.g. its revocation list is not current) or
+    lacks a part this deployment needs (the PDF libraries): it refuses rather than guess."""
     code = "unavailable"
     http_status = 503
 

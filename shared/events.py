@@ -9,6 +9,7 @@ from functools import lru_cache
 
 from marshmallow import ValidationError
 
+from shared import casefile
 from shared.errors import InvalidInput
 from shared.revocations import TokenRevokedSchema
 from shared.schemas import command as command_centres
@@ -66,6 +67,9 @@ def event_schemas() -> dict[str, type]:
     for event_type, details in RETIRED_STEPS.items():
         registry[event_type] = event_schema(_camel(event_type.rsplit(".", 1)[0]) + "Event",
                                             details)
+    for kind in filter(casefile.section, KINDS):   # a file added to the case file
+        registry[casefile.event_type(kind)] = event_schema(
+            _camel(kind) + "FileAttachedEvent", casefile.FileAttachedSchema)
     registry.update(EXTRA_EVENTS)
     return registry
 

@@ -24,12 +24,12 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 
-from shared import audit, calendar, faults
+from shared import audit, calendar, casefile, faults
 from shared import envelope as env
 from shared import idempotency as idem
 from shared.auth import Actor, require_role, verify_token
 from shared.db import Store, utc
-from shared.errors import InvalidTransition, NotAllowed, NotFound, bounded
+from shared.errors import InvalidInput, InvalidTransition, NotAllowed, NotFound, bounded
 from shared.messaging import backlog, export, messaging_tables, stage
 from shared.nameko_ext import rpc
 from shared.procedure import recompute_clocks
@@ -301,12 +301,80 @@ class HandoffService:
                     break
         return out
 
+    # ------------------------------------------------------------------ case file
+    def _kind(self, rec) -> str:
+        return rec.get("kind") or self.domain.KIND
+
+    @rpc
+    def check_attach(self, token, handoff_id, doc_kind):
+        """Whether the caller may add a ``doc_kind`` file now (the gateway asks before
+        it stores the bytes); raises the same errors ``attach_file`` would."""
+        actor = verify_token(token)
+        with self.db.session() as s:
+            rec = self.handoffs.load(s, handoff_id)
+            self._visible(actor, rec)
+            return casefile.check_upload(self._kind(rec), rec, actor, doc_kind)
+
+    @rpc
+    def attach_file(self, token, handoff_id, document, idempotency_key=None):
+        """Record a stored file (its blob already written, by SHA-256) in the handoff's
+        case file: a step with who, when, size, media type and SHA-256, whose event
+        carries the document's record, never the bytes. Returns the document record."""
+        actor = verify_token(token)
+        from marshmallow import ValidationError
+        try:
+            document = casefile.FileAttachedSchema().load(document or {})
+        except ValidationError as exc:
+            raise InvalidInput("bad document record", exc.messages) from None
+
+        def work(s):
+            rec = self.handoffs.load(s, handoff_id, for_update=self.db.is_postgres)
+            self._visible(actor, rec)
+            new, step = casefile.attach(self._kind(rec), rec, actor, document, _now())
+            self.handoffs.save(s, new, step, self.domain.event_payload(new, step), rec["step"])
+            return casefile.find(new, document["document_id"])
+        return self._once(actor, idempotency_key, ("attach_file", handoff_id, document), work)
+
+    @rpc
+    def documents(self, token, handoff_id):
+        """The case file of a handoff the caller may see: its document records."""
+        actor = verify_token(token)
+        with self.db.session() as s:
+            rec = self.handoffs.load(s, handoff_id)
+            self._visible(actor, rec)
+            return {"kind": self._kind(rec), "state": rec["state"],
+                    "case_number": rec["case_number"], "files": rec.get("files", [])}
+
+    @rpc
+    def document(self, token, handoff_id, document_id):
+        """One document record, if the caller may see the handoff (download check)."""
+        actor = verify_token(token)
+        with self.db.session() as s:
+            rec = self.handoffs.load(s, handoff_id)
+            self._visible(actor, rec)
+        found = casefile.find(rec, document_id)
+        if found is None:
+            raise NotFound(f"no document {document_id} in {handoff_id}",
+                           {"document_id": ["not found"]})
+        return {**found, "handoff_kind": self._kind(rec), "case_number": rec["case_number"]}
+
+    @rpc
+    def form_record(self, token, handoff_id):
+        """The whole record (with the parties) for rendering an official form, if the
+        caller may see it."""
+        actor = verify_token(token)
+        with self.db.session() as s:
+            rec = self.handoffs.load(s, handoff_id)
+            self._visible(actor, rec)
+            return public(rec)
+
     @rpc
     def procedure(self):
         """The transition table, deadlines and states as data (console, docs)."""
         proc = self.domain.procedure()
         return {"table": proc.table(), "deadlines": proc.deadlines, "states": proc.states,
-                "documents": proc.doc.get("documents", [])}
+                "documents": proc.doc.get("documents", []),
+                "case_file": casefile.describe(proc.kind)}
 
     @rpc
     def verify_audit(self, token, handoff_id=None):

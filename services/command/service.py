@@ -23,7 +23,7 @@ from services.command import domain, joint_action
 from services.command import reference as ref
 from services.command import store as st
 from services.command.store import handoffs
-from shared import calendar
+from shared import calendar, casefile
 from shared import handoffs as handoff  # module import: nameko run must not see the base
 from shared.auth import verify_token
 from shared.errors import InvalidInput, InvalidTransition, NotAllowed
@@ -79,7 +79,7 @@ class CommandService(handoff.HandoffService):
         deadlines = {d: {**rule, "period": ref.period(kind, d)}
                      for d, rule in proc.deadlines.items()}
         return {"kind": kind, "table": proc.table(), "deadlines": deadlines,
-                "states": proc.states}
+                "states": proc.states, "case_file": casefile.describe(kind)}
 
     @rpc
     def reference(self, token):

@@ -141,6 +141,31 @@ def _collection_routes(collection: str, kind: str, create_note: str, one: str) -
     ]
 
 
+def _case_file_routes(collection: str, kind: str) -> list[Route]:
+    """The case file of every collection: list, upload, download, official forms."""
+    p = (("id", "path", "string", "handoff id"),)
+    one = p + (("document_id", "path", "string", "document id"),
+               ("Range", "header", "string", "optional: bytes=first-last (206)"),
+               ("If-None-Match", "header", "string", "optional: the ETag (SHA-256) -> 304"),
+               ("download", "query", "boolean", "Content-Disposition: attachment"))
+    form = p + (("form", "path", "string", "e.g. transfer_letter.pdf"),)
+    base = f"{API}/{collection}/{{id}}"
+    return [
+        Route("GET", f"{base}/documents", f"The case file of a {kind}: its documents", kind,
+              params=p),
+        Route("POST", f"{base}/documents", f"Upload a document to a {kind}'s case file "
+              "(multipart: file, kind, title; at most 512 MiB)", kind,
+              params=p + (IDEMPOTENCY,), body="Upload", responses={"201": "Filed"}),
+        Route("GET", f"{base}/documents/{{document_id}}", "A document's bytes (ETag = "
+              "SHA-256, Range, If-None-Match)", kind, params=one,
+              responses={"200": "the bytes", "206": "a range", "304": "not modified"}),
+        Route("GET", f"{base}/forms/{{form}}", f"An official form of a {kind} as PDF",
+              kind, params=form, responses={"200": "application/pdf"}),
+        Route("POST", f"{base}/forms/{{form}}", "Generate a form and file it in the case "
+              "file", kind, params=form, responses={"201": "Filed"}),
+    ]
+
+
 for collection, (_service, kind) in COLLECTIONS.items():
     ROUTES += _collection_routes(collection, kind, "",
                                  "timeline and next actions for the caller")
@@ -148,6 +173,9 @@ for collection, kind in COMMAND_COLLECTIONS.items():
     ROUTES += _collection_routes(
         collection, kind, f", default {next(iter(Procedure.load(kind).creations))}",
         "its recipients, timeline and next actions for the caller")
+for collection, kind in {**{c: k for c, (_s, k) in COLLECTIONS.items()},
+                         **COMMAND_COLLECTIONS}.items():
+    ROUTES += _case_file_routes(collection, kind)
 
 
 def _payload_classes() -> dict[str, dict]:
@@ -215,7 +243,14 @@ def openapi() -> dict:
             op["parameters"] = [{"name": n, "in": where, "required": where == "path",
                                  "schema": {"type": t}, "description": d}
                                 for n, where, t, d in r.params]
-        if r.body:
+        if r.body == "Upload":
+            op["requestBody"] = {"required": True, "content": {"multipart/form-data": {
+                "schema": {"type": "object", "required": ["file", "kind"], "properties": {
+                    "file": {"type": "string", "format": "binary"},
+                    "kind": {"type": "string", "description": "a kind of the procedure's "
+                             "case_file (GET /api/v1/procedures/{kind})"},
+                    "title": {"type": "string"}}}}}}
+        elif r.body:
             op["requestBody"] = {"required": True, "content": {"application/json": {
                 "schema": {"$ref": f"#/components/schemas/{r.body}"}}}}
         kind = r.tag

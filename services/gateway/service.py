@@ -16,6 +16,7 @@ from datetime import datetime
 from pathlib import Path
 
 import structlog
+from eventlet import tpool
 from nameko.exceptions import RemoteError
 from nameko.extensions import DependencyProvider
 from nameko.rpc import RpcProxy
@@ -26,10 +27,10 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.security import safe_join
 from werkzeug.wrappers import Request, Response
 
-from services.gateway import api, users, wsgi
+from services.gateway import api, uploads, users, wsgi
 from services.gateway import security as sec
 from services.gateway import store as st
-from shared import auth, calendar
+from shared import auth, blobstore, calendar, casefile
 from shared import units as unit_table
 from shared.auth import verify_token
 from shared.boundaries import parse_json, spreadsheet_cell
@@ -52,6 +53,9 @@ from shared.tokenkeys import check_startup
 configure_logging("gateway")
 check_startup("gateway", issuer="gateway")   # production: no start without fit token keys
 log = structlog.get_logger(__name__)
+# temp files of uploads a crash interrupted (none of a running upload: each holds a lock)
+if (_removed := blobstore.store().cleanup()):
+    log.warning("upload_temp_files_removed", count=_removed)
 
 REGISTRY = CollectorRegistry()
 LATENCY = Histogram("liandong_http_request_seconds", "Gateway request latency",
@@ -367,10 +371,24 @@ class GatewayService:
     police_handoff = RpcProxy("police_handoff")
     market_referral = RpcProxy("market_referral")
     command = RpcProxy("command")
+    documents = RpcProxy("documents")
     supervision = RpcProxy("supervision")
 
     def _svc(self, name):
         return getattr(self, name)
+
+    def _case_service(self, collection: str) -> tuple[str, str | None]:
+        """(RPC service, procedure kind) of a collection whose handoffs have case files."""
+        if collection in api.COMMAND_COLLECTIONS:
+            return "command", api.COMMAND_COLLECTIONS[collection]
+        return _collection(collection), api.COLLECTIONS[collection][1]
+
+    def _case_file(self, token, collection, handoff_id) -> tuple[str, dict]:
+        service, kind = self._case_service(collection)
+        listing = self._svc(service).documents(token, handoff_id)
+        if listing["kind"] != kind:
+            raise NotFound(f"no {kind} {handoff_id}", {"id": ["not found"]})
+        return service, listing
 
     # ------------------------------------------------------------------ meta
     @rpc
@@ -600,6 +618,82 @@ class GatewayService:
             raise NotFound(f"no {_command_kind(request)} {handoff_id}", {"id": ["not found"]})
         return json_response(self.command.act(token, handoff_id, command, body,
                                               _idempotency_key(request)))
+
+    # ------------------------------------------------------------------ case files
+    @http("GET", "/api/v1/<string:collection>/<string:handoff_id>/documents")
+    def list_documents(self, request, collection, handoff_id):
+        _service, listing = self._case_file(_token(request), collection, handoff_id)
+        return json_response(listing["files"])
+
+    @http("POST", "/api/v1/<string:collection>/<string:handoff_id>/documents",
+          max_body=uploads.max_request_bytes())           # a case file: up to 512 MiB
+    @http("POST", "/api/v1/joint-actions/<string:handoff_id>/documents",
+          max_body=uploads.max_request_bytes())
+    @http("POST", "/api/v1/assistance-requests/<string:handoff_id>/documents",
+          max_body=uploads.max_request_bytes())
+    def upload_document(self, request, handoff_id, collection=None):
+        """A file streamed into the blob store, then filed as a step of the handoff
+        (services/gateway/uploads.py). The command collections' own routes: their
+        ``/<id>/<command>`` route would take ``documents`` for a command otherwise."""
+        collection = collection or request.path.split("/")[3]
+        token = _token(request)
+        service, _listing = self._case_file(token, collection, handoff_id)
+        svc = self._svc(service)
+        fields, upload = uploads.receive(
+            request, lambda kind: svc.check_attach(token, handoff_id, kind))
+        with upload:
+            media_type = casefile.sniff(upload.head, fields.get("declared"),
+                                        fields["filename"])
+            tpool.execute(upload.finish)       # fsync off the hub
+            sha = upload.commit()
+            document = {"document_id": blobstore.new_id(), "kind": fields["kind"],
+                        "title": fields.get("title") or "", "filename": fields["filename"],
+                        "media_type": media_type, "size": upload.size, "sha256": sha}
+            if not document["title"]:
+                document.pop("title")
+            try:
+                filed = svc.attach_file(token, handoff_id, document,
+                                        _idempotency_key(request))
+            except Exception:
+                if upload.created:     # nothing half-written: the new blob goes again
+                    blobstore.store().delete(sha)
+                raise
+        self.documents.register(token, {"sha256": sha, "size": upload.size,
+                                        "media_type": media_type})
+        return json_response(filed, 201, {
+            "Location": f"/api/v1/{collection}/{handoff_id}/documents/{filed['id']}"})
+
+    @http("GET", "/api/v1/<string:collection>/<string:handoff_id>/documents/"
+                 "<string:document_id>")
+    def download_document(self, request, collection, handoff_id, document_id):
+        token = _token(request)
+        service, kind = self._case_service(collection)
+        record = self._svc(service).document(token, handoff_id, document_id)
+        if record["handoff_kind"] != kind:
+            raise NotFound(f"no {kind} {handoff_id}", {"id": ["not found"]})
+
+        def audit(byte_range):
+            self.documents.record_download(token, {
+                "handoff_kind": kind, "handoff_id": handoff_id,
+                "document_id": document_id, "sha256": record["sha256"], "range": byte_range})
+        return uploads.serve(record, request, audit=audit)
+
+    @http("GET", "/api/v1/<string:collection>/<string:handoff_id>/forms/<string:form>")
+    def form(self, request, collection, handoff_id, form):
+        service, _kind = self._case_service(collection)
+        name = form.removesuffix(".pdf")
+        out = self.documents.render_form(_token(request), service, handoff_id, name)
+        return Response(base64.b64decode(out["pdf"]), headers={
+            "Content-Type": "application/pdf", "Cache-Control": "private, no-cache",
+            "Content-Disposition": uploads.content_disposition(out["filename"], True)})
+
+    @http("POST", "/api/v1/<string:collection>/<string:handoff_id>/forms/<string:form>")
+    def file_form(self, request, collection, handoff_id, form):
+        service, _kind = self._case_service(collection)
+        filed = self.documents.file_form(_token(request), service, handoff_id,
+                                         form.removesuffix(".pdf"))
+        return json_response(filed, 201, {
+            "Location": f"/api/v1/{collection}/{handoff_id}/documents/{filed['id']}"})
 
     @http("GET", "/api/v1/<string:collection>")
     def list_handoffs(self, request, collection):

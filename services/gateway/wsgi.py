@@ -19,7 +19,8 @@ import json
 import os
 
 CONSOLE_CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; "
-               "img-src 'self' data: blob:; connect-src 'self'; object-src 'none'; "
+               "img-src 'self' data: blob:; media-src 'self' blob:; frame-src 'self' blob:; "
+               "connect-src 'self'; object-src 'none'; "
                "base-uri 'none'; frame-ancestors 'none'; form-action 'self'")
 API_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'"
 COMMON = {"X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY",

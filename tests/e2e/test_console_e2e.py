@@ -449,3 +449,56 @@ def test_second_factor_and_sign_out_in_the_console(console, web):
     wait_for(lambda: requests.get(f"{web.base_url}/api/v1/me", timeout=10, headers={
         "Authorization": f"Bearer {bearer}"}).status_code == 401, message="token revoked")
     assert console.js_errors() == []
+
+
+def test_case_file_upload_transfer_and_the_police_open_it(console, web):
+    """The 案卷 panel: the enforcement unit uploads the transfer letter (PDF) with the
+    progress bar, files a generated form, the case is transferred, the police sign in and
+    open the letter inline; at desktop and at 390 px phone width."""
+    from tests.helpers import TRANSFER
+    c = console
+    case_number = f"CF-{uuid.uuid4().hex[:6]}"
+    with web.rpc() as rpc:
+        rec = rpc.police_handoff.create(token(UNIT), "draft", draft_payload(case_number))
+    pdf = Path(tempfile.mkdtemp()) / "移送书.pdf"
+    pdf.write_bytes(b"%PDF-1.4\n% console test\n" + os.urandom(20_000) + b"\n%%EOF\n")
+
+    c.open("#/login")          # this stack's console (the browser outlives a stack)
+    c.sign_in("lucheng-team1")
+    c.open(f"#/handoff/criminal_referral/{rec['id']}")
+    c.visible("#casefile")
+    assert c.css('#casefile-checklist li[data-kind="transfer_letter"]').get_attribute(
+        "class") == "todo"
+    c.choose(c.css("#casefile-kind"), "涉嫌犯罪案件移送书")
+    c.fill(c.css("#casefile-title"), "移送书（正式）")
+    c.css("#casefile-file").send_keys(str(pdf))
+    c.css('#casefile-upload button[type="submit"]').click()
+    c.wait(lambda d: c.all('#casefile-checklist li.done[data-kind="transfer_letter"]'),
+           "the transfer letter ticked")
+    c.visible('#casefile-list li[data-kind="transfer_letter"]')
+    c.css('#casefile-forms li[data-form="transfer_letter"] button.file-form').click()
+    c.wait(lambda d: len(c.all('#casefile-list li[data-kind="transfer_letter"]')) == 2,
+           "the generated form filed")
+    c.screenshot("case-file")
+    c.d.set_window_size(390, 844)
+    c.visible("#casefile-upload")
+    c.d.save_screenshot(str(ARTIFACTS / f"console-{c.backend}-case-file-phone.png"))
+    c.d.set_window_size(1440, 1000)
+
+    with web.rpc() as rpc:
+        rpc.police_handoff.act(token(UNIT), rec["id"], "request_approval",
+                               {"transfer_report": "报告"})
+        rpc.police_handoff.act(token(HEAD), rec["id"], "approve", {})
+        rpc.police_handoff.act(token(UNIT), rec["id"], "transfer", TRANSFER)
+    c.sign_in("police-lucheng")
+    c.open(f"#/handoff/criminal_referral/{rec['id']}")
+    first = c.visible('#casefile-list li[data-kind="transfer_letter"] button')
+    assert "移送书（正式）" in first.text
+    first.click()
+    c.visible("#casefile-preview iframe")
+    link = c.visible("#casefile-preview a.button")
+    assert link.get_attribute("download") == "移送书.pdf"
+    assert not c.all("#casefile-kind option[value=transfer_letter]")   # frozen for them
+    c.screenshot("case-file-police")
+    assert c.js_errors() == []
+    c.css("#logout").click()

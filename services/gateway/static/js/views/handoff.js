@@ -7,6 +7,7 @@ import { t, label, lang, article } from "../i18n.js";
 import { stateBadge, timeLeft, deadlineLine, panel, pairs } from "./common.js";
 import { actionsPanel, timelinePanel } from "./parts.js";
 import { commandDetail } from "./command.js";
+import { caseFilePanel } from "./casefile.js";
 
 export async function handoffView([kind, id], ctx) {
   if (kind === "joint_action" || kind === "assistance_request") return commandDetail([kind, id], ctx);
@@ -59,13 +60,14 @@ export async function handoffView([kind, id], ctx) {
   const documents = kind === "criminal_referral" && rec && table?.documents?.length
     ? documentsChecklist(table.documents, rec.documents || {}) : null;
 
+  const caseFile = caseFilePanel({ collection, id, rec, table, ctx });
   const actions = rec ? actionsPanel({ kind, collection, id, rec, table, ctx }) : null;
   const timeline = timelinePanel(row?.timeline, rec?.timeline, table);
 
   return h("div", { class: "handoff", dataset: { handoffId: id, state } },
     head, notes,
     h("div", { class: "columns" },
-      h("div", { class: "col" }, summary, documents, parties, recommendations),
+      h("div", { class: "col" }, summary, caseFile, documents, parties, recommendations),
       h("div", { class: "col" }, actions, timeline)));
 }
 
