@@ -283,8 +283,9 @@ def cmd_rebuild(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    """Seed a demo scenario: referrals at every stage of the procedure."""
-    from shared.demo import seed
+    """Seed a demo: every kind of handoff, every county, every stage, backdated over a
+    past year (development only; idempotent)."""
+    from shared.demo import plan, seed
     tokens: dict[Actor, str] = {}     # one audited token per demo identity
 
     def token(actor: Actor) -> str:
@@ -292,7 +293,7 @@ def cmd_demo(args) -> int:
             tokens[actor] = _issue(actor, "demo")
         return tokens[actor]
 
-    with _rpc() as rpc, _progress(total=args.count, desc="referrals") as bar:
+    with _rpc() as rpc, _progress(total=plan(args.count), desc="handoffs") as bar:
         result = seed(rpc, args.count, progress=bar.update, token=token)
     _print(result)
     return 0
@@ -549,8 +550,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--page", type=int, default=500, help="events per batch")
     p.set_defaults(fn=cmd_rebuild)
 
-    p = sub.add_parser("demo", help="seed a demo scenario through the running services")
-    p.add_argument("--count", type=int, default=20, help="number of referrals")
+    p = sub.add_parser("demo", help="seed a demo scenario through the running services",
+                       description="Every kind of handoff (criminal referrals, market "
+                       "referrals both ways, joint actions, assistance requests) in every "
+                       "county, at every stage, with steps backdated over the past year so "
+                       "that some are overdue and every demo user of deploy/users.demo.yaml "
+                       "has work. Development only (LIANDONG_ENV=development: the services "
+                       "refuse backdated steps otherwise). Running it twice adds nothing.")
+    p.add_argument("--count", type=int, default=20,
+                   help="criminal referrals (at least 14); the other kinds in proportion")
     p.set_defaults(fn=cmd_demo)
 
     p = sub.add_parser("audit", help="verify the tamper-evident audit trails (hash chains)")

@@ -20,7 +20,7 @@ from prometheus_client import CollectorRegistry, Gauge, Histogram, generate_late
 from werkzeug.security import safe_join
 from werkzeug.wrappers import Response
 
-from services.gateway import api, users
+from services.gateway import api, live, reference, users
 from shared import calendar
 from shared.auth import verify_token
 from shared.cli import SERVICES
@@ -191,6 +191,27 @@ def _command_kind(request) -> str:
     return api.COMMAND_COLLECTIONS[request.path.split("/")[3]]
 
 
+def _tracker_marker():
+    """The tracker's change marker, over a standalone RPC proxy kept by the watcher's
+    green thread (a worker's proxy ends with its request; the stream outlives it)."""
+    from nameko.standalone.rpc import ClusterRpcProxy
+
+    from shared.deadletters import amqp_uri
+    proxy = getattr(_tracker_marker, "proxy", None)
+    if proxy is None:
+        _tracker_marker.cluster = ClusterRpcProxy({"AMQP_URI": amqp_uri()}, timeout=10)
+        proxy = _tracker_marker.proxy = _tracker_marker.cluster.start()
+    try:
+        return proxy.tracker.changes()["marker"]
+    except Exception:
+        _tracker_marker.cluster.stop()
+        _tracker_marker.proxy = None
+        raise
+
+
+WATCHER = live.Watcher(_tracker_marker)
+
+
 class GatewayService:
     name = "gateway"
 
@@ -271,6 +292,34 @@ class GatewayService:
             raise InvalidInput("unknown format", {"format": ["json, csv or xlsx"]})
         return json_response(rows)
 
+    @http("GET", "/api/v1/live")
+    def live(self, request):
+        """Server-Sent Events: ``change`` whenever the tracker took in an event (the
+        console then reloads what it shows with its own token)."""
+        _token(request)
+        # eventlet's WSGI server holds output back until 4 KiB gathered: not for a stream
+        request.environ["eventlet.minimum_write_chunk_size"] = 0
+        return Response(live.stream(WATCHER), mimetype="text/event-stream", headers={
+            "Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+    @http("GET", "/api/v1/units")
+    def units(self, request):
+        """Every unit's name, county and kind (contracts/units.yaml)."""
+        _token(request)
+        return json_response(reference.units())
+
+    @http("GET", "/api/v1/reference/command")
+    def command_reference(self, request):
+        """Command centres with their neighbours, partner agencies' units, domains and
+        the periods in force (the console's dispatch and assistance forms)."""
+        return json_response(self.command.reference(_token(request)))
+
+    @http("GET", "/api/v1/todo")
+    def todo(self, request):
+        """待办: what the caller's unit must do next, nearest deadline first."""
+        return json_response(self.tracker.todo(_token(request),
+                                               request.args.get("limit", 500)))
+
     @http("GET", "/api/v1/handoffs/<string:handoff_id>")
     def handoff(self, request, handoff_id):
         return json_response(self.tracker.handoff(_token(request), handoff_id))
@@ -291,6 +340,11 @@ class GatewayService:
     @http("POST", "/api/v1/evaluate")
     def evaluate(self, request):
         return json_response(self.police_handoff.evaluate(_token(request), _body(request)))
+
+    @http("GET", "/api/v1/judgment/form")
+    def judgment_form(self, request):
+        """The judgment standard's rules and facts: the console's case-facts form."""
+        return json_response(self.police_handoff.judgment_form(_token(request)))
 
     @http("GET", "/api/v1/procedures/<string:kind>")
     def procedure(self, request, kind):

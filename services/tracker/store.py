@@ -57,6 +57,8 @@ handoffs = Table(
     Column("deadline", JSON),
     Column("deadline_due", DateTime(timezone=True)),
     Column("search", String(1000), nullable=False, default=""),
+    # who must act next (services/tracker/domain.py waiting_after): the 待办 of each unit
+    Column("waiting", String(2000), nullable=False, default=""),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
@@ -96,7 +98,10 @@ alerts = Table(
     Column("raised_at", DateTime(timezone=True), nullable=False),
     Column("event_id", String(64), nullable=False),
 )
-messaging_tables(metadata)
+_inbox = messaging_tables(metadata)["inbox"]
+# "has anything changed?" (the gateway's live updates ask once a second): the newest
+# event applied, read off an index
+Index("ix_tracker_inbox_received", _inbox.c.received_at)
 
 store = Store(SERVICE, metadata)
 
@@ -184,11 +189,11 @@ def apply_batch(session, envelopes: list[dict], consumer: str) -> dict[str, int]
         return counts
     subjects = sorted({e["subject"] for e in fresh})
     state = {r.handoff_id: {"step": r.step, "units": set(r.units or []), "search": r.search,
-                            "domain": r.domain, "exists": True,
+                            "domain": r.domain, "exists": True, "waiting": r.waiting,
                             "named_before": set(r.units or [])}
              for r in session.execute(select(handoffs.c.handoff_id, handoffs.c.step,
                                              handoffs.c.units, handoffs.c.search,
-                                             handoffs.c.domain)
+                                             handoffs.c.domain, handoffs.c.waiting)
                                       .where(handoffs.c.handoff_id.in_(subjects)))}
     waiting = {(r.subject, r.sequence): r.envelope for r in session.execute(
         select(parked.c.subject, parked.c.sequence, parked.c.envelope)
@@ -200,7 +205,7 @@ def apply_batch(session, envelopes: list[dict], consumer: str) -> dict[str, int]
     for e in fresh:
         subject, seq = e["subject"], e["sequence"]
         cur = state.setdefault(subject, {"step": 0, "units": set(), "search": "",
-                                         "domain": None, "exists": False,
+                                         "domain": None, "exists": False, "waiting": "",
                                          "named_before": set()})
         if cur["step"] >= seq:
             counts["stale"] += 1
@@ -230,6 +235,7 @@ def _apply_in_memory(cur: dict, rows: dict, steps: list, envelope: dict) -> None
     cur["search"] = " ".join(filter(None, [cur["search"], _search_text(data)]))[:1000]
     cur["domain"] = (data.get("details") or {}).get("domain") or cur["domain"]
     cur["step"] = seq
+    cur["waiting"] = domain.waiting_after(data, cur["waiting"])
     row = rows.setdefault(subject, {"created_at": at})
     row.update({"kind": data["kind"], "case_number": data["case_number"],
                 "county": data.get("county"), "domain": cur["domain"],
@@ -240,7 +246,7 @@ def _apply_in_memory(cur: dict, rows: dict, steps: list, envelope: dict) -> None
                 "open": _is_open(data["kind"], data["state"]), "step": seq,
                 "deadline": deadline,
                 "deadline_due": datetime.fromisoformat(deadline["due"]) if deadline else None,
-                "search": cur["search"], "updated_at": at})
+                "search": cur["search"], "waiting": cur["waiting"], "updated_at": at})
     steps.append({"handoff_id": subject, "step": seq, "event_id": envelope["id"],
                   "type": envelope["type"], "command": data["command"],
                   "state": data["state"], "actor": envelope.get("actor"),
@@ -340,6 +346,32 @@ def board(session, now: datetime, *, kind=None, county=None, agency=None, domain
     query = query.order_by(handoffs.c.deadline_due.asc().nulls_last(),
                            handoffs.c.updated_at.desc()).limit(limit).offset(offset)
     return [_plain(r, now) for r in session.execute(query).mappings()]
+
+
+def todo(session, now: datetime, actor, limit: int = 500) -> list[dict]:
+    """The open handoffs waiting for ``actor``'s unit (or role, where any unit of the
+    role that sees it must act), nearest deadline first, within what it may see; for
+    those who act on nothing (coordinator, operator): the overdue ones, to chase."""
+    query = select(handoffs).where(handoffs.c.open.is_(True))
+    visible = visible_to(actor)
+    if visible is not None:
+        query = query.where(visible)
+    if actor.role in domain.OBSERVERS:
+        query = query.where(handoffs.c.deadline_due < now)
+    else:
+        query = query.where(or_(handoffs.c.waiting.contains(f" r:{actor.role} ",
+                                                            autoescape=True),
+                                handoffs.c.waiting.contains(f" u:{actor.unit}=",
+                                                            autoescape=True)))
+    query = query.order_by(handoffs.c.deadline_due.asc().nulls_last(),
+                           handoffs.c.updated_at.desc()).limit(limit)
+    return [_plain(r, now) for r in session.execute(query).mappings()]
+
+
+def change_marker(session) -> str | None:
+    """When the read model last took in an event (real time, whatever the event's own)."""
+    latest = session.execute(select(func.max(_inbox.c.received_at))).scalar()
+    return _utc(latest).isoformat() if latest else None
 
 
 def open_with_deadline(session, until: datetime) -> list[dict]:

@@ -3,6 +3,16 @@
 
 const ZH = {
   "app.title": "协同工作台",
+  "command.county_centres": "县级指挥中心", "command.neighbours": "相邻县区（直接送达）",
+  "command.needs_approval": "其他县区（须市指挥中心审批）",
+  "facts.kind": "违法行为类型（判定标准）", "facts.choose": "— 选择违法行为类型 —",
+  "facts.none": "填写事实后即时显示判定建议", "facts.no_match": "按已填事实，未达到任何移送标准",
+  "facts.derived": "可不填（自动推定）", "facts.to_police": "涉嫌犯罪，移送公安",
+  "facts.administrative": "行政违法", "facts.basis": "法律依据",
+  "live.live": "实时更新已连接", "live.polling": "实时更新不可用，每30秒刷新", "live.off": "未连接实时更新",
+  "live.changed": "有新的变化，完成填写后刷新即可看到",
+  "nav.todo": "待办", "todo.title": "我的待办", "todo.count": "{n} 件待办，{o} 件已超期",
+  "todo.empty": "暂无待办事项", "todo.observer": "协调、运维岗位不直接办理：这里列出全部已超期事项，便于督办。",
   "nav.board": "案件看板", "nav.new": "新建移送", "nav.command": "指挥调度",
   "nav.stats": "统计分析", "nav.logout": "退出",
   "login.title": "登录", "login.username": "用户名", "login.password": "密码",
@@ -197,6 +207,16 @@ const ZH = {
 
 const EN = {
   "app.title": "Coordination console",
+  "command.county_centres": "County centres", "command.neighbours": "Neighbouring counties (sent at once)",
+  "command.needs_approval": "Other counties (the city centre approves)",
+  "facts.kind": "Kind of offence (judgment standard)", "facts.choose": "— choose the kind of offence —",
+  "facts.none": "The recommendation appears here as you type the facts", "facts.no_match": "On these facts no referral threshold is met",
+  "facts.derived": "optional (derived)", "facts.to_police": "suspected crime: to the police",
+  "facts.administrative": "administrative", "facts.basis": "Legal basis",
+  "live.live": "Live updates on", "live.polling": "Live updates unavailable: refreshing every 30 s", "live.off": "Live updates off",
+  "live.changed": "Something changed: refresh when you have finished typing",
+  "nav.todo": "My work", "todo.title": "My work", "todo.count": "{n} to do, {o} overdue",
+  "todo.empty": "Nothing waits for you", "todo.observer": "Coordinators and operators act on no handoff: every overdue one is listed here to chase.",
   "nav.board": "Board", "nav.new": "New referral", "nav.command": "Command",
   "nav.stats": "Statistics", "nav.logout": "Sign out",
   "login.title": "Sign in", "login.username": "User name", "login.password": "Password",
