@@ -67,6 +67,10 @@ ROUTES: list[Route] = [
           "(contracts/units.yaml)", "reference"),
     Route("GET", f"{API}/reference/command", "Command centres (with neighbours), partner "
           "agencies' units, domains, periods in force", "reference"),
+    Route("GET", f"{API}/assessment", "Centre assessment over [start, end): median and p90 "
+          "acknowledgement minutes, on-time report rate, cases per action, ranking", "command",
+          params=(("start", "query", "string", "ISO 8601 with offset"),
+                  ("end", "query", "string", "ISO 8601 with offset"))),
     Route("GET", f"{API}/todo", "待办: open handoffs waiting for the caller's unit (its "
           "next steps in `todo`), nearest deadline first; coordinators and operators get "
           "the overdue ones", "tracking",

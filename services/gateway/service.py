@@ -314,6 +314,13 @@ class GatewayService:
         the periods in force (the console's dispatch and assistance forms)."""
         return json_response(self.command.reference(_token(request)))
 
+    @http("GET", "/api/v1/assessment")
+    def assessment(self, request):
+        """The centres' assessment over [start, end): ack times, on-time reports, cases
+        per action and the ranking (city centre, coordinators, operators)."""
+        token, a = _token(request), request.args
+        return json_response(self.command.assessment(token, a.get("start"), a.get("end")))
+
     @http("GET", "/api/v1/todo")
     def todo(self, request):
         """待办: what the caller's unit must do next, nearest deadline first."""

@@ -517,6 +517,9 @@ def test_command_centres_dispatch_acknowledge_and_ask_for_assistance(console, we
     action_id = c.css(".command-detail").get_attribute("data-handoff-id")
     assert "鹿城区交通运输指挥中心" in c.css("#recipients").text      # names, not codes
     c.screenshot("dispatched")
+    c.css("#nav a[data-nav=command]").click()      # the centres' ranking, table and chart
+    c.visible("#assessment tbody tr")
+    assert c.all(".command svg.chart")
 
     c.sign_in("lucheng-command")
     item = c.wait(lambda d: c.all(f'.todo-item[data-handoff-id="{action_id}"]'),

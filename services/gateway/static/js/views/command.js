@@ -2,8 +2,9 @@
 // escalations) and assistance requests, from the command service via the gateway.
 import { get, post, procedure, COLLECTION } from "../api.js";
 import { commandForm } from "../forms.js";
+import { bars } from "../charts.js";
 import { unitName } from "../units.js";
-import { h, clear, formatTime } from "../dom.js";
+import { h, clear, formatTime, percent } from "../dom.js";
 import { t, label, enumLabel } from "../i18n.js";
 import { stateBadge, timeLeft, deadlineLine, panel, pairs, errorNote } from "./common.js";
 import { actionsPanel, timelinePanel, stepReload } from "./parts.js";
@@ -24,7 +25,8 @@ export async function commandView([kind, id], ctx) {
     h("div", { class: "page-head" }, h("h1", {}, t("command.title"))),
     creating,
     panel(t("command.joint"), jointBox),
-    panel(t("command.assistance"), assistBox));
+    panel(t("command.assistance"), assistBox),
+    ASSESSORS.has(ctx.me.role) ? await assessmentPanel() : null);
   return { el, reload: load };
 }
 
@@ -145,6 +147,7 @@ function recipientsPanel(rec) {
     h("td", {}, r.result ? h("div", { class: "small" },
       `${t("field.vehicles_checked")} ${r.result.vehicles_checked} · ${t("field.cases_opened")} ${r.result.cases_opened} · ${t("field.referrals_made")} ${r.result.referrals_made}`,
       r.result.summary ? h("div", {}, r.result.summary) : null,
+      referralLinks(rec, r.unit),
       h("div", { class: "muted" }, formatTime(r.reported_at), " ", onTime(r.report_on_time))) : "—"),
     h("td", {}, Object.values(r.escalations || {}).map((e) => h("div", { class: "pill late" },
       `${enumLabel("miss", e.miss)} · ${formatTime(e.at)}`))))))));
@@ -217,4 +220,49 @@ async function createPanels(ctx) {
 function createBox(command, kind, form, open = false) {
   return h("details", { class: "panel create", open, dataset: { create: command, kind } },
     h("summary", {}, h("strong", {}, label("command", command))), form);
+}
+
+// ------------------------------------------------------------------ assessment
+
+const ASSESSORS = new Set(["city_command", "coordinator", "operator"]);
+
+/** 监督考核: the centres ranked over the past 90 days, as a table and a chart. */
+async function assessmentPanel() {
+  const end = new Date();
+  const start = new Date(end.getTime() - 90 * 86400e3);
+  let data;
+  try {
+    data = await get("/assessment", { start: start.toISOString(), end: end.toISOString() });
+  } catch (err) {
+    return panel(t("command.assessment"), errorNote(err));
+  }
+  const rows = data.units.filter((u) => u.actions);
+  if (!rows.length) return panel(t("command.assessment"), h("p", { class: "muted" }, t("command.none")));
+  const num = (v, digits = 1) => (v === null || v === undefined ? "—" : Number(v).toFixed(digits));
+  const table = h("table", { class: "grid-table", id: "assessment" },
+    h("thead", {}, h("tr", {}, ["command.rank", "command.unit", "command.actions", "command.median_ack",
+      "command.on_time_rate", "command.cases_per_action"].map((k) => h("th", { scope: "col" }, t(k))))),
+    h("tbody", {}, rows.map((u) => h("tr", { dataset: { unit: u.unit } },
+      h("td", { class: "num" }, String(u.rank)),
+      h("td", {}, u.name || unitName(u.unit)),
+      h("td", { class: "num" }, String(u.actions)),
+      h("td", { class: "num" }, num(u.median_ack_minutes)),
+      h("td", { class: "num" }, u.on_time_report_rate === null ? "—" : percent(u.on_time_report_rate)),
+      h("td", { class: "num" }, num(u.cases_per_action, 2))))));
+  const chart = bars({
+    ariaLabel: t("command.on_time_rate"), max: 1,
+    data: rows.filter((u) => u.on_time_report_rate !== null).map((u) => ({
+      label: (u.name || unitName(u.unit)).replace("交通运输指挥中心", "").replace("市场监督管理局", "市监"),
+      value: u.on_time_report_rate, text: percent(u.on_time_report_rate), cls: "bar-rate" })),
+  });
+  return panel(`${t("command.assessment")} · ${t("command.last_90_days")}`, h("div", { class: "table-wrap" }, table), chart);
+}
+
+/** The cases a recipient's result names, each a link to it on the board. */
+function referralLinks(rec, unit) {
+  const found = (rec.referrals || []).filter((x) => x.recipient === unit);
+  if (!found.length) return null;
+  return h("ul", { class: "plain referral-links" }, found.map((x) => h("li", {},
+    h("a", { href: `#/board?q=${encodeURIComponent(x.case_number)}&all=true`, dataset: { referral: x.case_number } }, x.case_number),
+    ` · ${label("agency", x.route)} · ${x.summary}`)));
 }
