@@ -23,7 +23,10 @@ from shared.auth import ROLES, Actor, mint
 from shared.deadletters import amqp_uri
 
 ROOT = Path(__file__).resolve().parent.parent
-SERVICES = ["police_handoff", "tracker", "gateway", "market_referral", "command"]
+SERVICES = ["police_handoff", "tracker", "gateway", "market_referral", "command",
+            "notifications"]
+# the services that keep handoffs (their own steps, hash-chained; their event history)
+HANDOFF_SERVICES = ["police_handoff", "market_referral", "command"]
 
 
 def _print(obj) -> None:
@@ -261,7 +264,7 @@ def cmd_handoff(args) -> int:
 def cmd_rebuild(args) -> int:
     """Reset the tracker and re-apply every service's event history, page by page."""
     token = _operator_token(args)
-    sources = [s for s in SERVICES if s not in ("tracker", "gateway")]
+    sources = HANDOFF_SERVICES
     totals = {"applied": 0, "duplicate": 0, "stale": 0, "skipped": 0}
     with _rpc() as rpc:
         _call(rpc.tracker.reset, token)
@@ -306,7 +309,7 @@ def cmd_audit(args) -> int:
     token = _operator_token(args)
     failed = False
     with _rpc() as rpc:
-        for name in args.service or [s for s in SERVICES if s not in ("tracker", "gateway")]:
+        for name in args.service or HANDOFF_SERVICES:
             result = _call(getattr(rpc, name).verify_audit, token, args.id)
             status = "BROKEN" if result["problems"] else "intact"
             print(f"{name:16s} {result['handoffs']} handoff(s), {result['steps']} step(s): "
@@ -424,6 +427,20 @@ def cmd_relay(args) -> int:
     signal.signal(signal.SIGINT, stop)
     relay.run(stop=lambda: not running, wake=time.sleep)
     return 0
+
+
+def cmd_notifications(args) -> int:
+    """Deliveries of the notifications service: pending, failing (retried and still not
+    through: look at the channel) or sent."""
+    token = _operator_token(args)
+    with _rpc() as rpc:
+        rows = _call(rpc.notifications.list, token, args.status, args.limit)
+    for r in rows:
+        print(f"{r['created_at']}  {r['status']:8s} tries={r['attempts']}  {r['unit']:22s} "
+              f"{r['channel']:12s} {r['topic']:20s} key={r['key'][:12]}"
+              + (f"\n   last error: {r['last_error']}" if r.get("last_error") else ""))
+    print(f"{len(rows)} deliver{'y' if len(rows) == 1 else 'ies'} shown")
+    return 1 if args.status == "failing" and rows else 0
 
 
 def cmd_dead_letters(args) -> int:
@@ -602,6 +619,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--service", required=True, choices=SERVICES)
     p.add_argument("--once", action="store_true", help="publish the backlog and exit")
     p.set_defaults(fn=cmd_relay)
+
+    p = sub.add_parser("notifications", help="deliveries of notifications: pending, failing, "
+                       "sent (exit 1 when --status failing lists any)",
+                       description="What the notifications service told whom, over which "
+                       "channel (deploy/notifications.yaml). `failing`: tried three times or "
+                       "more and still not through; the last error says why. Each delivery "
+                       "is sent at least once with back-off, under one idempotency key.")
+    p.add_argument("--status", choices=["pending", "failing", "sent"],
+                   help="only these (default: all)")
+    p.add_argument("--limit", type=int, default=100, help="at most this many, newest first")
+    p.set_defaults(fn=cmd_notifications)
 
     p = sub.add_parser("dead-letters", help="list, replay or purge dead letters")
     p.add_argument("action", choices=["list", "replay", "purge"])

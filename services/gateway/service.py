@@ -43,6 +43,9 @@ OVERDUE = Gauge("liandong_handoffs_overdue", "Open handoffs past a binding deadl
                 registry=REGISTRY)
 BACKLOG = Gauge("liandong_outbox_unsent", "Unsent outbox events", ["service"],
                 registry=REGISTRY)
+NOTIFICATIONS = Gauge("liandong_notifications", "Notification deliveries by status "
+                      "(failing: pending after repeated failures)", ["status"],
+                      registry=REGISTRY)
 
 
 def json_response(payload, status=200, headers=None) -> Response:
@@ -219,6 +222,7 @@ class GatewayService:
     police_handoff = RpcProxy("police_handoff")
     market_referral = RpcProxy("market_referral")
     command = RpcProxy("command")
+    notifications = RpcProxy("notifications")
 
     def _svc(self, name):
         return getattr(self, name)
@@ -254,7 +258,10 @@ class GatewayService:
         for name in SERVICES:
             if hasattr(self, name):
                 try:
-                    BACKLOG.labels(name).set(self._svc(name).health()["outbox"]["unsent"])
+                    health = self._svc(name).health()
+                    BACKLOG.labels(name).set(health["outbox"]["unsent"])
+                    for status, n in (health.get("deliveries") or {}).items():
+                        NOTIFICATIONS.labels(status).set(n)
                 except Exception:  # noqa: BLE001 - a service down must not hide the rest
                     log.warning("metrics_health_failed", service=name)
         return Response(generate_latest(REGISTRY), mimetype="text/plain; version=0.0.4")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -27,6 +28,17 @@ def board(stack) -> dict:
     return {r["handoff_id"]: (r["state"], r["step"]) for r in rows}
 
 
+def settled(stack) -> dict:
+    """The board once nothing moves by itself any more: the demo's backdated joint actions
+    have missed deadlines, which the command service escalates on its timer (every 5 s),
+    a step each."""
+    def quiet():
+        first = board(stack)
+        time.sleep(6)
+        return first if board(stack) == first else None
+    return wait_for(quiet, timeout=120, interval=0, message="the board to settle")
+
+
 def test_help_on_every_command(stack):
     out = cli(stack, "--help")
     assert out.returncode == 0 and "dead-letters" in out.stdout
@@ -47,7 +59,7 @@ def test_demo_seed_board_and_rebuild(stack):
                     for r in rpc.police_handoff.list(token(COORDINATOR), limit=1000)}
     wait_for(lambda: {k: v for k, v in board(stack).items() if k in expected} == expected,
              message="every seeded step tracked")
-    before = board(stack)
+    before = settled(stack)
     shown = cli(stack, "board", *COORD, "--all")
     assert shown.returncode == 0 and f"{len(before)} handoff(s)" in shown.stdout
     rebuilt = cli(stack, "rebuild-tracker", "--page", "7")
