@@ -313,7 +313,7 @@ class GatewayService:
     def units(self, request):
         """Every unit's name, county and kind (contracts/units.yaml)."""
         _token(request)
-        return json_response(reference.units())
+        return json_response({"units": reference.units()})
 
     @http("GET", "/api/v1/reference/command")
     def command_reference(self, request):

@@ -7,7 +7,8 @@ let loaded = null;
 /** Load the unit table once per session (quietly keeps codes if it cannot). */
 export function loadUnits() {
   if (!loaded) {
-    loaded = get("/units").then((list) => {
+    loaded = get("/units").then((data) => {
+      const list = Array.isArray(data) ? data : data?.units || [];   // {units: [...]}
       names = new Map(list.map((u) => [u.id, u]));
       return names;
     }).catch(() => { loaded = null; return names; });
