@@ -37,8 +37,9 @@ def parse(argv=None) -> argparse.Namespace:
         pass
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
                                 formatter_class=Formatter)
-    p.add_argument("--only", default="a,b,c,relay,board",
-                   help="comma list of parts to run: a, b, c, relay, board")
+    p.add_argument("--only", default="a,b,c,relay,board,penalties",
+                   help="comma list of parts to run: a, b, c, relay, board, penalties "
+                        "(the import of 5,000 penalty decisions)")
     p.add_argument("--seconds", type=float, default=4,
                    help="measured phase of each back-to-back (max) run")
     p.add_argument("--rate", type=float, default=500, help="fixed offered rate, events/s")
@@ -256,11 +257,18 @@ def main(argv=None) -> int:
     if "board" in parts:
         from bench import board as board_mod
         board = run("board", board_mod.run, opts.board_rows, opts.board_repeat)
+    penalties = None
+    if "penalties" in parts:
+        from bench import penalties as penalties_mod
+        penalties = run("penalties", penalties_mod.run)
     summary = print_report(results, relay, board, opts)
+    if penalties:
+        penalties_mod.report(penalties)
     print(f"bench took {time.monotonic() - started:.0f} s")
     if opts.json:
         with open(opts.json, "w") as f:
-            json.dump({"results": results, "relay": relay, "board": board, "summary": summary,
+            json.dump({"results": results, "relay": relay, "board": board,
+                       "penalties": penalties, "summary": summary,
                        "options": vars(opts)}, f, indent=1, ensure_ascii=False, default=str)
     return 0
 

@@ -24,9 +24,9 @@ from shared.deadletters import amqp_uri
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVICES = ["police_handoff", "tracker", "gateway", "market_referral", "command",
-            "notifications"]
+            "supervision", "notifications"]
 # the services that keep handoffs (their own steps, hash-chained; their event history)
-HANDOFF_SERVICES = ["police_handoff", "market_referral", "command"]
+HANDOFF_SERVICES = ["police_handoff", "market_referral", "command", "supervision"]
 
 
 def _print(obj) -> None:
@@ -544,6 +544,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--state")
     r.add_argument("--in-county", dest="county_filter")
     r.set_defaults(fn=cmd_referral)
+
+    from services.supervision.cli import add_parser as add_penalties
+    add_penalties(sub, _identity)
 
     p = sub.add_parser("board", help="open handoffs visible to you, nearest deadline first")
     _identity(p)

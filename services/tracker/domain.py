@@ -69,7 +69,8 @@ def _rate(numerator: int, denominator: int) -> float | None:
 
 
 AGENCY = {"criminal_referral": "police", "market_referral": "market_regulation",
-          "joint_action": "command", "assistance_request": "command"}
+          "joint_action": "command", "assistance_request": "command",
+          "supervision_inquiry": "procuratorate"}
 
 
 def statistics_from(parts: dict, group_by: str) -> list[dict]:

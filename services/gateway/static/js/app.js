@@ -12,6 +12,7 @@ import { todoView } from "./views/todo.js";
 import { loadUnits } from "./units.js";
 import { get } from "./api.js";
 import { startLive, stopLive, liveState } from "./live.js";
+import { supervisionView } from "./views/supervision.js";
 
 const ROUTES = [
   [/^#\/login$/, loginView, false],
@@ -21,10 +22,13 @@ const ROUTES = [
   [/^#\/new(?:\/([a-z_]+))?$/, newView, true],
   [/^#\/command(?:\/([a-z_]+)\/([\w-]+))?$/, commandView, true],
   [/^#\/stats$/, statsView, true],
+  [/^#\/supervision(?:\/(import|decision)(?:\/(.+))?)?$/, supervisionView, true],
 ];
 
 // roles that open cases of some kind (the new page asks the procedures which exactly)
 const CREATORS = new Set(["enforcement_unit", "police", "county_command", "market_regulation"]);
+// roles of 以罚代刑 supervision: candidates and imports, or the inquiries addressed to them
+const SUPERVISION = new Set(["procuratorate", "coordinator", "operator", "agency_head"]);
 
 const view = document.getElementById("view");
 let cleanup = null;
@@ -56,7 +60,8 @@ function header() {
   if (!me) return;
   const current = location.hash.split(/[/?]/)[1] || "todo";
   const items = [["todo", "#/todo"], ["board", "#/board"], CREATORS.has(me.role) && ["new", "#/new"],
-    ["command", "#/command"], ["stats", "#/stats"]].filter(Boolean);
+    ["command", "#/command"], SUPERVISION.has(me.role) && ["supervision", "#/supervision"],
+    ["stats", "#/stats"]].filter(Boolean);
   for (const [key, href] of items) {
     nav.append(h("a", { href, class: current === key ? "active" : null, dataset: { nav: key } }, t(`nav.${key}`),
       key === "todo" ? h("span", { class: "count", id: "nav-todo-count", hidden: todoCount === null }, String(todoCount ?? "")) : null));
