@@ -18,7 +18,7 @@ import time
 import uuid
 from pathlib import Path
 
-from shared import tokenaudit, tokenkeys
+from shared import calendar_cli, tokenaudit, tokenkeys
 from shared.auth import ROLES, Actor, mint
 from shared.deadletters import amqp_uri
 
@@ -633,6 +633,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="only these (default: all)")
     p.add_argument("--limit", type=int, default=100, help="at most this many, newest first")
     p.set_defaults(fn=cmd_notifications)
+
+    calendar_cli.add_parser(sub)
 
     p = sub.add_parser("dead-letters", help="list, replay or purge dead letters")
     p.add_argument("action", choices=["list", "replay", "purge"])
