@@ -10,7 +10,6 @@ import { commandView } from "./views/command.js";
 import { statsView } from "./views/stats.js";
 import { todoView } from "./views/todo.js";
 import { loadUnits } from "./units.js";
-import { get } from "./api.js";
 import { startLive, stopLive, liveState } from "./live.js";
 import { supervisionView } from "./views/supervision.js";
 
