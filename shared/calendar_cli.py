@@ -19,8 +19,6 @@ from pathlib import Path
 
 from shared import calendar as cal
 
-NOT_HANDOFF_SERVICES = ("tracker", "gateway")   # every other service keeps handoffs
-
 
 def _year(text: str) -> int:
     try:
@@ -136,7 +134,7 @@ def cmd_apply(args) -> int:
     # every open handoff is looked at: more time than an ordinary call (a retry after a
     # timeout is harmless: deadlines already recomputed do not move again)
     with ClusterRpcProxy({"AMQP_URI": amqp_uri()}, timeout=args.timeout) as rpc:
-        for name in [s for s in cli.SERVICES if s not in NOT_HANDOFF_SERVICES]:
+        for name in cli.HANDOFF_SERVICES:
             result = cli._call(getattr(rpc, name).recompute_deadlines, token, reason)
             results.append(result)
             total += len(result["moved"])

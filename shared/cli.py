@@ -24,9 +24,11 @@ from shared.deadletters import amqp_uri
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVICES = ["police_handoff", "tracker", "gateway", "market_referral", "command",
-            "supervision", "documents"]
+            "supervision", "documents", "notifications"]
 # the services whose steps are events with hash-chained audit trails (rebuild, audit)
-EVENT_SOURCES = [s for s in SERVICES if s not in ("tracker", "gateway", "documents")]
+EVENT_SOURCES = [s for s in SERVICES
+                 if s not in ("tracker", "gateway", "documents", "notifications")]
+HANDOFF_SERVICES = EVENT_SOURCES     # the services that keep handoffs
 
 
 def _has_database(name: str) -> bool:
@@ -304,8 +306,9 @@ def cmd_rebuild(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    """Seed a demo scenario: referrals at every stage of the procedure."""
-    from shared.demo import seed
+    """Seed a demo: every kind of handoff, every county, every stage, backdated over a
+    past year (development only; idempotent)."""
+    from shared.demo import plan, seed
     tokens: dict[Actor, str] = {}     # one audited token per demo identity
 
     def token(actor: Actor) -> str:
@@ -313,7 +316,7 @@ def cmd_demo(args) -> int:
             tokens[actor] = _issue(actor, "demo")
         return tokens[actor]
 
-    with _rpc() as rpc, _progress(total=args.count, desc="referrals") as bar:
+    with _rpc() as rpc, _progress(total=plan(args.count), desc="handoffs") as bar:
         result = seed(rpc, args.count, progress=bar.update, token=token)
     _print(result)
     return 0
@@ -493,6 +496,20 @@ def cmd_relay(args) -> int:
     return 0
 
 
+def cmd_notifications(args) -> int:
+    """Deliveries of the notifications service: pending, failing (retried and still not
+    through: look at the channel) or sent."""
+    token = _operator_token(args)
+    with _rpc() as rpc:
+        rows = _call(rpc.notifications.list, token, args.status, args.limit)
+    for r in rows:
+        print(f"{r['created_at']}  {r['status']:8s} tries={r['attempts']}  {r['unit']:22s} "
+              f"{r['channel']:12s} {r['topic']:20s} key={r['key'][:12]}"
+              + (f"\n   last error: {r['last_error']}" if r.get("last_error") else ""))
+    print(f"{len(rows)} deliver{'y' if len(rows) == 1 else 'ies'} shown")
+    return 1 if args.status == "failing" and rows else 0
+
+
 def cmd_dead_letters(args) -> int:
     from shared import deadletters
     if args.action == "list":
@@ -622,8 +639,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--page", type=int, default=500, help="events per batch")
     p.set_defaults(fn=cmd_rebuild)
 
-    p = sub.add_parser("demo", help="seed a demo scenario through the running services")
-    p.add_argument("--count", type=int, default=20, help="number of referrals")
+    p = sub.add_parser("demo", help="seed a demo scenario through the running services",
+                       description="Every kind of handoff (criminal referrals, market "
+                       "referrals both ways, joint actions, assistance requests) in every "
+                       "county, at every stage, with steps backdated over the past year so "
+                       "that some are overdue and every demo user of deploy/users.demo.yaml "
+                       "has work. Development only (LIANDONG_ENV=development: the services "
+                       "refuse backdated steps otherwise). Running it twice adds nothing.")
+    p.add_argument("--count", type=int, default=20,
+                   help="criminal referrals (at least 14); the other kinds in proportion")
     p.set_defaults(fn=cmd_demo)
 
     p = sub.add_parser("audit", help="verify the tamper-evident audit trails (hash chains)")
@@ -679,6 +703,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--service", required=True, choices=DATABASES)
     p.add_argument("--once", action="store_true", help="publish the backlog and exit")
     p.set_defaults(fn=cmd_relay)
+
+    p = sub.add_parser("notifications", help="deliveries of notifications: pending, failing, "
+                       "sent (exit 1 when --status failing lists any)",
+                       description="What the notifications service told whom, over which "
+                       "channel (deploy/notifications.yaml). `failing`: tried three times or "
+                       "more and still not through; the last error says why. Each delivery "
+                       "is sent at least once with back-off, under one idempotency key.")
+    p.add_argument("--status", choices=["pending", "failing", "sent"],
+                   help="only these (default: all)")
+    p.add_argument("--limit", type=int, default=100, help="at most this many, newest first")
+    p.set_defaults(fn=cmd_notifications)
 
     calendar_cli.add_parser(sub)
 

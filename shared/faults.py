@@ -7,6 +7,7 @@ cleanup, no flush) when it reaches that point. Unset in production. The points:
 * ``crash_after_publish`` — the relay's rows are confirmed by the broker, not yet marked
 * ``crash_before_ack`` — a consumer committed an event, the broker has no ack
 * ``crash_before_reply`` — an RPC committed its work, the caller has no reply
+* ``crash_after_send`` — a notification went out, its delivery is not yet marked sent
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import structlog
 log = structlog.get_logger(__name__)
 
 POINTS = ("crash_before_publish", "crash_after_publish", "crash_before_ack",
-          "crash_before_reply")
+          "crash_before_reply", "crash_after_send")
 
 
 def active() -> str:

@@ -5,7 +5,7 @@ transaction. A service supplies its domain module (see ``HandoffDomain``).
 """
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Protocol
 
 from sqlalchemy import (
@@ -24,7 +24,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 
-from shared import audit, calendar, casefile, faults
+from shared import audit, calendar, casefile, faults, tokenkeys
 from shared import envelope as env
 from shared import idempotency as idem
 from shared.auth import Actor, require_role, verify_token
@@ -190,6 +190,31 @@ def _now() -> datetime:
     return calendar.now()
 
 
+def step_time(at, after: str | None = None) -> datetime:
+    """When a step happens: now, or -- only when ``LIANDONG_ENV=development`` (the demo,
+    drills) -- the past time ``at`` (ISO 8601 with offset), so that a demo walks through
+    the real code path with realistic hours between steps. Production refuses ``at``.
+    A backdated step may not be in the future; one that falls before the handoff's
+    previous step (the command service's sweep escalated meanwhile) follows it."""
+    now = _now()
+    if at is None:
+        return now
+    if tokenkeys.mode() != tokenkeys.DEVELOPMENT:
+        raise NotAllowed("a backdated step ('at') is accepted only in development",
+                         {"at": ["only with LIANDONG_ENV=development"]})
+    try:
+        when = datetime.fromisoformat(str(at))
+    except ValueError:
+        raise InvalidInput("'at' is not an ISO 8601 time", {"at": ["ISO 8601"]}) from None
+    if when.tzinfo is None:
+        raise InvalidInput("'at' needs a UTC offset", {"at": ["e.g. +08:00"]})
+    if when > now:
+        raise InvalidInput("'at' is in the future", {"at": ["must be in the past"]})
+    if after and when < datetime.fromisoformat(after):
+        when = datetime.fromisoformat(after)
+    return when.astimezone(timezone.utc)
+
+
 def public(rec: dict) -> dict:
     """A record as callers see it (internal clocks left out)."""
     return {k: v for k, v in rec.items() if k != "clocks"}
@@ -237,28 +262,34 @@ class HandoffService:
         return result
 
     @rpc
-    def create(self, token, command, payload, idempotency_key=None):
+    def create(self, token, command, payload, idempotency_key=None, at=None):
         """Open a handoff. Send an ``idempotency_key`` (e.g. a UUID per attempt) and
-        retry with the same key when the reply is lost: the handoff is created once."""
+        retry with the same key when the reply is lost: the handoff is created once.
+        ``at``: a past time for the step, development only (``step_time``)."""
         actor = verify_token(token)
+        when = step_time(at)
 
         def work(s):
-            rec, step = self.domain.create(command, actor, payload, _now())
+            rec, step = self.domain.create(command, actor, payload, when)
             self.handoffs.save(s, rec, step, self.domain.event_payload(rec, step), 0)
             return public(rec)
         return self._once(actor, idempotency_key, ("create", command, payload), work)
 
     @rpc
-    def act(self, token, handoff_id, command, payload=None, idempotency_key=None):
+    def act(self, token, handoff_id, command, payload=None, idempotency_key=None, at=None):
         actor = verify_token(token)
+        if at is not None:
+            step_time(at)      # refused outside development before anything is read
 
         def work(s):
             rec = self.handoffs.load(s, handoff_id, for_update=self.db.is_postgres)
             self._visible(actor, rec)
-            new, step = self.domain.act(rec, command, actor, payload or {}, _now())
+            when = step_time(at, rec.get("updated_at"))
+            new, step = self.domain.act(rec, command, actor, payload or {}, when)
             self.handoffs.save(s, new, step, self.domain.event_payload(new, step), rec["step"])
             return public(new)
-        return self._once(actor, idempotency_key, ("act", handoff_id, command, payload or {}),
+        return self._once(actor, idempotency_key,
+                          ("act", handoff_id, command, payload or {}),
                           work)
 
     @rpc

@@ -762,6 +762,31 @@ class JudgmentRules:
         self.derivations = dict(derivations or {})
         self.retired = dict(retired or {})
 
+    def form(self) -> dict[str, Any]:
+        """The standard as a form: each rule (its title, suspected offence, legal basis)
+        with the facts it is evaluated on -- those a derived fact is worked out from
+        included -- and each fact's type, unit, values and description. A UI builds its
+        case-facts form from this instead of asking for JSON."""
+        def inputs(used) -> list[str]:
+            out: dict[str, None] = {}
+            for name in used:
+                out[name] = None
+                for source in getattr(self.derivations.get(name), "facts_used", ()):
+                    out[source] = None
+            return list(out)
+        return {
+            "rules": [{"id": r.id, "title": r.title, "title_en": r.title_en,
+                       "route": r.route, "suspected_offence": r.suspected_offence,
+                       "suspected_offence_en": r.suspected_offence_en,
+                       "legal_basis": r.legal_basis, "facts": inputs(r.facts_used)}
+                      for r in self.rules],
+            "facts": {name: {"type": f.type, "unit": f.unit, "description": f.description,
+                             "description_en": f.description_en,
+                             "values": list(f.values) if f.values else None,
+                             "minimum": f.minimum, "derived": name in self.derivations}
+                      for name, f in self.facts.items()},
+        }
+
     @classmethod
     def load(cls, doc: Mapping[str, Any] | None = None,
              parameters: Mapping[str, Any] | None = None) -> JudgmentRules:

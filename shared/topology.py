@@ -21,6 +21,9 @@ CONSUMER_QUEUES: dict[str, tuple[str, list[str]]] = {
     "tracker.events": ("tracker", ["#"]),
     # criminal referrals decide which penalty decisions are 以罚代刑 candidates
     "supervision.referrals": ("supervision", ["criminal_referral.#"]),
+    # deadline alerts, new handoffs, escalations, returns (services/notifications/domain.py
+    # picks them; one pattern: kombu keeps bindings in a set, unordered)
+    "notifications.events": ("notifications", ["#"]),
 }
 
 

@@ -70,6 +70,18 @@ ROUTES: list[Route] = [
     Route("GET", f"{API}/handoffs", "Board: handoffs visible to the caller, nearest deadline "
           "first; format=csv|xlsx exports", "tracking",
           params=BOARD_FILTERS + (("format", "query", "string", "json (default), csv, xlsx"),)),
+    Route("GET", f"{API}/live", "Live updates (text/event-stream): `change` whenever the "
+          "tracker took in an event; reload what you show with your own token", "tracking"),
+    Route("GET", f"{API}/reference/command", "Command centres (with neighbours), partner "
+          "agencies' units, domains, periods in force", "reference"),
+    Route("GET", f"{API}/assessment", "Centre assessment over [start, end): median and p90 "
+          "acknowledgement minutes, on-time report rate, cases per action, ranking", "command",
+          params=(("start", "query", "string", "ISO 8601 with offset"),
+                  ("end", "query", "string", "ISO 8601 with offset"))),
+    Route("GET", f"{API}/todo", "待办: open handoffs waiting for the caller's unit (its "
+          "next steps in `todo`), nearest deadline first; coordinators and operators get "
+          "the overdue ones", "tracking",
+          params=(("limit", "query", "integer", "at most this many (default 500)"),)),
     Route("GET", f"{API}/handoffs/{{handoff_id}}", "Status, timeline, next deadline",
           "tracking", params=(("handoff_id", "path", "string", "handoff id"),)),
     Route("GET", f"{API}/statistics", "Counts, rates, hours per step", "tracking",
@@ -84,6 +96,9 @@ ROUTES: list[Route] = [
                   ("end", "query", "string", "referred before, YYYY-MM-DD"))),
     Route("POST", f"{API}/evaluate", "Judgment standards on a case's facts", "referrals",
           body="Facts"),
+    Route("GET", f"{API}/judgment/form", "The judgment standard as a form: each rule "
+          "(title, suspected offence, legal basis) with the facts it is evaluated on, and "
+          "each fact's type, unit, values and description", "referrals"),
     Route("GET", f"{API}/procedures/{{kind}}", "A procedure's transition table", "referrals",
           params=(("kind", "path", "string", "criminal_referral, market_referral, ..."),)),
     Route("GET", f"{API}/procedures/{{kind}}/payloads", "JSON Schema of each command's "

@@ -27,7 +27,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.security import safe_join
 from werkzeug.wrappers import Request, Response
 
-from services.gateway import api, uploads, users, wsgi
+from services.gateway import api, live, uploads, users, wsgi
 from services.gateway import security as sec
 from services.gateway import store as st
 from shared import auth, blobstore, calendar, casefile
@@ -66,6 +66,9 @@ OVERDUE = Gauge("liandong_handoffs_overdue", "Open handoffs past a binding deadl
                 registry=REGISTRY)
 BACKLOG = Gauge("liandong_outbox_unsent", "Unsent outbox events", ["service"],
                 registry=REGISTRY)
+NOTIFICATIONS = Gauge("liandong_notifications", "Notification deliveries by status "
+                      "(failing: pending after repeated failures)", ["status"],
+                      registry=REGISTRY)
 PROVISIONAL_YEAR = Gauge(
     "liandong_calendar_provisional_year",
     "1: deadlines in this year use a provisional holiday calendar (no official "
@@ -360,6 +363,27 @@ class Sessions(DependencyProvider):
             return sec.is_revoked(s, claims)
 
 
+def _tracker_marker():
+    """The tracker's change marker, over a standalone RPC proxy kept by the watcher's
+    green thread (a worker's proxy ends with its request; the stream outlives it)."""
+    from nameko.standalone.rpc import ClusterRpcProxy
+
+    from shared.deadletters import amqp_uri
+    proxy = getattr(_tracker_marker, "proxy", None)
+    if proxy is None:
+        _tracker_marker.cluster = ClusterRpcProxy({"AMQP_URI": amqp_uri()}, timeout=10)
+        proxy = _tracker_marker.proxy = _tracker_marker.cluster.start()
+    try:
+        return proxy.tracker.changes()["marker"]
+    except Exception:
+        _tracker_marker.cluster.stop()
+        _tracker_marker.proxy = None
+        raise
+
+
+WATCHER = live.Watcher(_tracker_marker)
+
+
 class GatewayService:
     name = "gateway"
 
@@ -372,6 +396,7 @@ class GatewayService:
     market_referral = RpcProxy("market_referral")
     command = RpcProxy("command")
     documents = RpcProxy("documents")
+    notifications = RpcProxy("notifications")
     supervision = RpcProxy("supervision")
 
     def _svc(self, name):
@@ -434,7 +459,10 @@ class GatewayService:
         for name in SERVICES:
             if hasattr(self, name):
                 try:
-                    BACKLOG.labels(name).set(self._svc(name).health()["outbox"]["unsent"])
+                    health = self._svc(name).health()
+                    BACKLOG.labels(name).set(health["outbox"]["unsent"])
+                    for status, n in (health.get("deliveries") or {}).items():
+                        NOTIFICATIONS.labels(status).set(n)
                 except Exception:  # noqa: BLE001 - a service down must not hide the rest
                     log.warning("metrics_health_failed", service=name)
         return Response(generate_latest(REGISTRY), mimetype="text/plain; version=0.0.4")
@@ -495,6 +523,35 @@ class GatewayService:
             raise InvalidInput("unknown format", {"format": ["json, csv or xlsx"]})
         return json_response(rows)
 
+    @http("GET", "/api/v1/live")
+    def live(self, request):
+        """Server-Sent Events: ``change`` whenever the tracker took in an event (the
+        console then reloads what it shows with its own token)."""
+        _token(request)
+        # eventlet's WSGI server holds output back until 4 KiB gathered: not for a stream
+        request.environ["eventlet.minimum_write_chunk_size"] = 0
+        return Response(live.stream(WATCHER), mimetype="text/event-stream", headers={
+            "Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+    @http("GET", "/api/v1/reference/command")
+    def command_reference(self, request):
+        """Command centres with their neighbours, partner agencies' units, domains and
+        the periods in force (the console's dispatch and assistance forms)."""
+        return json_response(self.command.reference(_token(request)))
+
+    @http("GET", "/api/v1/assessment")
+    def assessment(self, request):
+        """The centres' assessment over [start, end): ack times, on-time reports, cases
+        per action and the ranking (city centre, coordinators, operators)."""
+        token, a = _token(request), request.args
+        return json_response(self.command.assessment(token, a.get("start"), a.get("end")))
+
+    @http("GET", "/api/v1/todo")
+    def todo(self, request):
+        """待办: what the caller's unit must do next, nearest deadline first."""
+        return json_response(self.tracker.todo(_token(request),
+                                               request.args.get("limit", 500)))
+
     @http("GET", "/api/v1/handoffs/<string:handoff_id>")
     def handoff(self, request, handoff_id):
         return json_response(self.tracker.handoff(_token(request), handoff_id))
@@ -515,6 +572,11 @@ class GatewayService:
     @http("POST", "/api/v1/evaluate")
     def evaluate(self, request):
         return json_response(self.police_handoff.evaluate(_token(request), _body(request)))
+
+    @http("GET", "/api/v1/judgment/form")
+    def judgment_form(self, request):
+        """The judgment standard's rules and facts: the console's case-facts form."""
+        return json_response(self.police_handoff.judgment_form(_token(request)))
 
     @http("GET", "/api/v1/procedures/<string:kind>")
     def procedure(self, request, kind):

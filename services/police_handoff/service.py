@@ -31,6 +31,12 @@ class PoliceHandoffService(handoff.HandoffService):
     revocations = Revocations()      # refuses revoked tokens, fails closed
 
     @rpc
+    def judgment_form(self, token):
+        """The judgment standard as a form: rules with the facts each is evaluated on."""
+        verify_token(token)
+        return judgment_rules().form()
+
+    @rpc
     def evaluate(self, token, facts):
         """Judgment standards on a case's facts: recommendations naming rule and basis."""
         verify_token(token)

@@ -116,3 +116,98 @@ def statistics_from(parts: dict, group_by: str) -> list[dict]:
                                for cmd, t in sorted(g["timed"].items()) if t},
         })
     return out
+
+
+# ------------------------------------------------------------------ who acts next (待办)
+# ``waiting`` is a text column of tokens, each followed by a space: ``r:<role>`` (any unit
+# of that role that may see the handoff must act: the agency head of the county, the
+# police the case was sent to, ...) and ``u:<unit>=<command>`` (that unit must act; the
+# command when the kind knows it: a joint action's recipient acknowledges, then reports).
+OBSERVERS = ("coordinator", "operator")   # act on nothing: their 待办 is what is overdue
+
+
+def parse_waiting(text: str | None) -> tuple[set[str], dict[str, str]]:
+    roles, units = set(), {}
+    for token in (text or "").split():
+        if token.startswith("r:"):
+            roles.add(token[2:])
+        elif token.startswith("u:"):
+            unit, _, command = token[2:].partition("=")
+            units[unit] = command
+    return roles, units
+
+
+def format_waiting(roles, units: dict[str, str]) -> str:
+    tokens = [f"r:{r}" for r in sorted(roles)] + [f"u:{u}={c}" for u, c in sorted(units.items())]
+    return (" " + " ".join(tokens) + " ") if tokens else ""
+
+
+def _moving_roles(proc, state: str) -> set[str]:
+    """Roles of the steps that move a handoff on from ``state`` (not those that keep it
+    where it is, like attaching a document, nor the system's)."""
+    return {role for t in proc.allowed(state) if t.to != "same" or t.outcomes
+            for role in t.roles} - {"system"}
+
+
+def waiting_after(data: dict, before: str | None) -> str:
+    """Who must act on a handoff after the event ``data`` (the tracker keeps it per
+    handoff; ``before``: what it was before this event)."""
+    from shared.procedure import Procedure
+    kind, state = data["kind"], data["state"]
+    details = data.get("details") or {}
+    try:
+        proc = Procedure.load(kind)
+    except (FileNotFoundError, KeyError, OSError):
+        return ""
+    if state not in proc.states or proc.is_final(state):
+        return ""     # an event of a newer version of the procedure: nobody known
+    if kind == "joint_action":
+        _roles, units = parse_waiting(before)
+        command = data["command"]
+        if command == "dispatch":
+            units = {u if isinstance(u, str) else u.get("unit"): "acknowledge"
+                     for u in details.get("recipients") or []}
+        elif command == "acknowledge" and details.get("recipient"):
+            units[details["recipient"]] = "report_result"
+        elif command == "report_result" and details.get("recipient"):
+            units.pop(details["recipient"], None)
+        return format_waiting((), units)
+    if kind == "assistance_request":
+        if state == "approval_pending":
+            return format_waiting({"city_command"}, {})
+        target = details.get("target_unit") or data.get("counterpart_unit")
+        if not target:
+            _roles, units = parse_waiting(before)
+            target = next(iter(units), None)
+        command = {"requested": "acknowledge", "acknowledged": "answer"}.get(state, "")
+        return format_waiting((), {target: command} if target else {})
+    if kind == "market_referral":
+        receiver_turn = state not in ("returned", "result_reported")
+        unit = data.get("counterpart_unit") if receiver_turn else data.get("owner_unit")
+        return format_waiting((), {unit: ""} if unit else {})
+    deadline = data.get("deadline") or {}
+    actor = deadline.get("actor_role")
+    moving = _moving_roles(proc, state)
+    return format_waiting({actor} if actor in moving else moving, {})
+
+
+def todo_commands(row: dict, actor: Actor) -> list[str]:
+    """The steps ``actor`` is expected to take on a handoff of its 待办."""
+    from shared.procedure import Procedure
+    _roles, units = parse_waiting(row.get("waiting"))
+    if units.get(actor.unit):
+        return [units[actor.unit]]
+    try:
+        proc = Procedure.load(row["kind"])
+    except (FileNotFoundError, KeyError, OSError):
+        return []
+    return [t.command for t in proc.allowed(row["state"], actor.role)
+            if t.to != "same" or t.outcomes]
+
+
+def is_mine(row: dict, actor: Actor) -> bool:
+    """Whether the handoff waits for ``actor`` (``can_view`` is checked besides)."""
+    if actor.role in OBSERVERS:
+        return bool(row.get("overdue"))
+    roles, units = parse_waiting(row.get("waiting"))
+    return actor.unit in units or actor.role in roles

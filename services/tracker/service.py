@@ -129,6 +129,17 @@ class TrackerService:
         return [r for r in rows if domain.can_view(actor, r)]   # the SQL's rule, again
 
     @rpc
+    def todo(self, token, limit=500):
+        """待办: the open handoffs waiting for the caller's unit, nearest deadline first,
+        each with the steps expected of it (``todo``); the same visibility as the board."""
+        actor = verify_token(token)
+        limit = bounded(limit, "limit", 1, 5000)
+        with self.db.session() as s:
+            rows = st.todo(s, _now(), actor, limit)
+        return [{**r, "todo": domain.todo_commands(r, actor)} for r in rows
+                if domain.can_view(actor, r) and domain.is_mine(r, actor)]
+
+    @rpc
     def statistics(self, token, group_by="month", start=None, end=None):
         actor = verify_token(token)
         if group_by not in GROUPS:
@@ -153,6 +164,13 @@ class TrackerService:
         with self.db.session() as s:
             return oc.funnel(s, st.outcomes, st.handoffs, st.visible_to(actor), group_by,
                              _date(start, "start"), _date(end, "end"))
+
+    @rpc
+    def changes(self):
+        """A marker that moves whenever an event is applied (the gateway's live updates
+        compare it; nothing about any handoff is in it)."""
+        with self.db.session() as s:
+            return {"marker": st.change_marker(s)}
 
     @rpc
     def metrics(self):

@@ -59,6 +59,8 @@ handoffs = Table(
     Column("deadline", JSON),
     Column("deadline_due", DateTime(timezone=True)),
     Column("search", String(1000), nullable=False, default=""),
+    # who must act next (services/tracker/domain.py waiting_after): the 待办 of each unit
+    Column("waiting", String(2000), nullable=False, default=""),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
@@ -98,7 +100,10 @@ alerts = Table(
     Column("raised_at", DateTime(timezone=True), nullable=False),
     Column("event_id", String(64), nullable=False),
 )
-messaging_tables(metadata)
+_inbox = messaging_tables(metadata)["inbox"]
+# "has anything changed?" (the gateway's live updates ask once a second): the newest
+# event applied, read off an index
+Index("ix_tracker_inbox_received", _inbox.c.received_at)
 
 store = Store(SERVICE, metadata)
 
@@ -240,7 +245,7 @@ def apply_batch(session, envelopes: list[dict], consumer: str) -> dict[str, int]
         return counts
     subjects = sorted({e["subject"] for e in fresh})
     state = {r.handoff_id: {"step": r.step, "units": set(r.units or []), "search": r.search,
-                            "domain": r.domain, "exists": True,
+                            "domain": r.domain, "exists": True, "waiting": r.waiting,
                             "named_before": set(r.units or []),
                             "counted": (_stats_key(r.created_at, r.county, r.domain, r.kind),
                                         r.state, r.open),
@@ -251,7 +256,7 @@ def apply_batch(session, envelopes: list[dict], consumer: str) -> dict[str, int]
                                              handoffs.c.domain, handoffs.c.created_at,
                                              handoffs.c.county, handoffs.c.kind,
                                              handoffs.c.state, handoffs.c.open,
-                                             handoffs.c.updated_at)
+                                             handoffs.c.updated_at, handoffs.c.waiting)
                                       .where(handoffs.c.handoff_id.in_(subjects)))}
     waiting = {(r.subject, r.sequence): r.envelope for r in session.execute(
         select(parked.c.subject, parked.c.sequence, parked.c.envelope)
@@ -264,7 +269,7 @@ def apply_batch(session, envelopes: list[dict], consumer: str) -> dict[str, int]
     for e in fresh:
         subject, seq = e["subject"], e["sequence"]
         cur = state.setdefault(subject, {"step": 0, "units": set(), "search": "",
-                                         "domain": None, "exists": False,
+                                         "domain": None, "exists": False, "waiting": "",
                                          "named_before": set(), "counted": None,
                                          "created_at": None, "last_at": None,
                                          "stored_step": 0})
@@ -300,6 +305,7 @@ def _apply_in_memory(cur: dict, rows: dict, steps: list, envelope: dict,
     cur["search"] = " ".join(filter(None, [cur["search"], _search_text(data)]))[:1000]
     cur["domain"] = (data.get("details") or {}).get("domain") or cur["domain"]
     cur["step"] = seq
+    cur["waiting"] = domain.waiting_after(data, cur["waiting"])
     row = rows.setdefault(subject, {"created_at": at})
     row.update({"kind": data["kind"], "case_number": data["case_number"],
                 "county": data.get("county"), "domain": cur["domain"],
@@ -310,7 +316,7 @@ def _apply_in_memory(cur: dict, rows: dict, steps: list, envelope: dict,
                 "open": _is_open(data["kind"], data["state"]), "step": seq,
                 "deadline": deadline,
                 "deadline_due": datetime.fromisoformat(deadline["due"]) if deadline else None,
-                "search": cur["search"], "updated_at": at})
+                "search": cur["search"], "waiting": cur["waiting"], "updated_at": at})
     if data["command"] == RECOMPUTE_COMMAND and cur["last_at"]:
         # a recomputed deadline is no work step: the statistics' hours per step and the
         # handoff's last activity stay with the last real step
@@ -564,6 +570,32 @@ def board(session, now: datetime, *, kind=None, county=None, agency=None, domain
     query = query.order_by(handoffs.c.deadline_due.asc().nulls_last(),
                            handoffs.c.updated_at.desc()).limit(limit).offset(offset)
     return [_plain(r, now) for r in session.execute(query).mappings()]
+
+
+def todo(session, now: datetime, actor, limit: int = 500) -> list[dict]:
+    """The open handoffs waiting for ``actor``'s unit (or role, where any unit of the
+    role that sees it must act), nearest deadline first, within what it may see; for
+    those who act on nothing (coordinator, operator): the overdue ones, to chase."""
+    query = select(handoffs).where(handoffs.c.open.is_(True))
+    visible = visible_to(actor)
+    if visible is not None:
+        query = query.where(visible)
+    if actor.role in domain.OBSERVERS:
+        query = query.where(handoffs.c.deadline_due < now)
+    else:
+        query = query.where(or_(handoffs.c.waiting.contains(f" r:{actor.role} ",
+                                                            autoescape=True),
+                                handoffs.c.waiting.contains(f" u:{actor.unit}=",
+                                                            autoescape=True)))
+    query = query.order_by(handoffs.c.deadline_due.asc().nulls_last(),
+                           handoffs.c.updated_at.desc()).limit(limit)
+    return [_plain(r, now) for r in session.execute(query).mappings()]
+
+
+def change_marker(session) -> str | None:
+    """When the read model last took in an event (real time, whatever the event's own)."""
+    latest = session.execute(select(func.max(_inbox.c.received_at))).scalar()
+    return utc(latest).isoformat() if latest else None
 
 
 def due_clocks(session, now: datetime, window, limit: int = 5000) -> list[dict]:

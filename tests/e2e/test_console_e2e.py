@@ -19,6 +19,7 @@ from pathlib import Path
 import pika
 import pytest
 import requests
+import yaml
 
 from services.police_handoff import domain
 from services.police_handoff import store as ph_store
@@ -29,6 +30,7 @@ from tests.helpers import (
     CITY,
     COORDINATOR,
     HEAD,
+    TRANSFER,
     UNIT,
     VALID_ID,
     dispatch_payload,
@@ -46,6 +48,8 @@ CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-
                   "--disable-component-update", "--disable-sync", "--window-size=1440,1000",
                   "--lang=zh-CN")
 WAIT = 30
+PHONE_WIDTH = 390
+USERS = list(yaml.safe_load((ROOT / "deploy" / "users.demo.yaml").read_text())["users"])
 
 
 def _up(base: str) -> bool:
@@ -142,9 +146,21 @@ class Console:
         element.clear()
         element.send_keys(value)
 
+    def choose_value(self, element, value: str):
+        from selenium.webdriver.support.ui import Select
+        Select(element).select_by_value(value)
+
     def choose(self, element, text: str):
         from selenium.webdriver.support.ui import Select
         Select(element).select_by_visible_text(text)
+
+    def phone(self, on: bool = True):
+        """A 390 px wide phone (device metrics, as Chromium's device mode does) or back."""
+        if on:
+            self.d.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
+                "width": PHONE_WIDTH, "height": 844, "deviceScaleFactor": 1, "mobile": True})
+        else:
+            self.d.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
 
     def screenshot(self, name: str) -> Path:
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -170,13 +186,15 @@ class Console:
         self.fill(self.visible("#username"), username)
         self.fill(self.css("#password"), "demo")
         self.css("#login-submit").click()
-        self.visible("#nav a[data-nav=board]")
-        self.wait(lambda d: self.all("#board-table, #board-empty"), "the board")
+        self.visible("#nav a[data-nav=todo]")       # 待办 is the first page for everyone
+        self.wait(lambda d: self.all("#todo-list .todo-item, #todo-empty"), "待办")
 
     def board_row(self, case_number: str, state: str | None = None, timeout: float = WAIT):
         """Wait for the board to show the case (in the state), refreshing as a user would."""
         selector = f'tr[data-case-number="{case_number}"]' + (
             f'[data-state="{state}"]' if state else "")
+        if not self.all("#filter-q"):
+            self.css("#nav a[data-nav=board]").click()
         self.fill(self.visible("#filter-q"), case_number)
 
         def shown(_):
@@ -271,9 +289,20 @@ def test_referral_through_the_console_changes_every_board(console, overdue_refer
     draft = c.css("form", c.visible('details[data-create="draft"]'))
     c.fill(c.field(draft, "case_number"), number)
     c.fill(c.field(draft, "plate"), "浙C8W123")
-    c.fill(c.field(draft, "facts", "textarea"),
-           '{"vehicle_category": "passenger_bus", "service_type": "passenger_transport", '
-           '"rated_seats": 50, "passengers": 63}')
+    # the facts in typed fields of the chosen judgment rule (no JSON), the recommendation
+    # beside them as the officer types: 50 seats, 63 aboard is under the filing standard
+    # for a large bus (15 over), 65 is over it
+    c.choose_value(c.css("#facts-rule", draft), "passenger_overcapacity")
+    c.choose_value(c.visible("#fact-vehicle_category"), "passenger_bus")
+    c.choose_value(c.css("#fact-service_type"), "passenger_transport")
+    c.fill(c.css("#fact-rated_seats"), "50")
+    c.fill(c.css("#fact-passengers"), "63")
+    c.visible("#facts-advice #no-recommendation")
+    c.fill(c.css("#fact-passengers"), "65")
+    advice = c.visible('#facts-advice [data-rule="passenger_overcapacity"]')
+    assert "危险驾驶罪" in advice.text and "第一百三十三条之一" in advice.text
+    assert "15 >= 15" in advice.text                     # how the threshold was crossed
+    assert not c.all('[data-field="facts"] textarea', draft)
     party = c.css('fieldset[data-field="parties"] .row', draft)
     c.fill(c.field(party, "name"), "张三")
     c.choose(c.field(party, "id_type", "select"), "居民身份证")
@@ -288,7 +317,7 @@ def test_referral_through_the_console_changes_every_board(console, overdue_refer
                    "the summary's error")
     assert error and c.css(".form-error", draft).is_displayed()
     assert c.css('[data-field="summary"] textarea', draft).get_attribute("aria-invalid") == "true"
-    c.fill(c.field(draft, "summary", "textarea"), "班线客车严重超员：核载50人，实载63人")
+    c.fill(c.field(draft, "summary", "textarea"), "班线客车严重超员：核载50人，实载65人")
     c.css('button[type="submit"]', draft).click()
     c.wait(lambda d: c.all("#case-number") and c.css("#case-number").text == number,
            "the new referral's page")
@@ -356,6 +385,7 @@ def test_referral_through_the_console_changes_every_board(console, overdue_refer
 
     # another county's police is shown nothing the API does not return
     c.sign_in("police-ouhai")
+    c.css("#nav a[data-nav=board]").click()
     c.fill(c.visible("#filter-q"), number)
     c.css("#board-refresh").click()
     c.visible("#board-empty")
@@ -502,3 +532,142 @@ def test_case_file_upload_transfer_and_the_police_open_it(console, web):
     c.screenshot("case-file-police")
     assert c.js_errors() == []
     c.css("#logout").click()
+
+
+def _demo(web) -> None:
+    import subprocess
+    import sys
+    out = subprocess.run([sys.executable, "-m", "shared.cli", "demo", "--count", "14"],
+                         cwd=ROOT, env=web.env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+
+
+def _layout(c) -> dict:
+    return c.d.execute_script("""
+        const bar = document.querySelector('.topbar').getBoundingClientRect();
+        const links = [...document.querySelectorAll('#nav a')]
+          .map((a) => a.getBoundingClientRect());
+        return {scroll: document.documentElement.scrollWidth, width: window.innerWidth,
+                header: bar.height, navRows: new Set(links.map((r) => Math.round(r.top))).size,
+                tallest: Math.max(...links.map((r) => r.height))};""")
+
+
+def test_every_demo_user_starts_on_their_work_at_desktop_and_phone(console, web):
+    """After `liandong demo`, each demo user's first page (待办) lists work, nearest
+    deadline first, with its count in the navigation; on a 390 px phone the header stays
+    a bar (one row of navigation, no letter-per-line column) and nothing scrolls sideways."""
+    c = console
+    _demo(web)
+    for phone in (False, True):
+        c.phone(phone)
+        try:
+            for username in USERS:
+                c.sign_in(username)
+                items = c.wait(lambda d: c.all("#todo-list .todo-item"), f"{username}'s work",
+                               timeout=60)
+                count = c.visible("#nav-todo-count").text
+                assert int(count) == len(items), (username, count, len(items))
+                if phone:
+                    layout = _layout(c)
+                    assert layout["scroll"] <= PHONE_WIDTH, (username, layout)
+                    assert layout["navRows"] == 1 and layout["tallest"] < 60, (username, layout)
+                    assert layout["header"] < 130, (username, layout)
+                if username in ("city", "lucheng-command", "police-lucheng", "coordinator"):
+                    c.d.save_screenshot(str(ARTIFACTS / f"console-{c.backend}-todo-{username}-"
+                                            f"{'phone' if phone else 'desktop'}.png"))
+            if phone:            # the board turns into cards, still no sideways scroll
+                c.css("#nav a[data-nav=board]").click()
+                c.wait(lambda d: c.all("#board-table tbody tr"), "the board's cards")
+                assert _layout(c)["scroll"] <= PHONE_WIDTH
+                c.d.save_screenshot(str(ARTIFACTS / f"console-{c.backend}-board-phone.png"))
+        finally:
+            c.phone(False)
+    assert c.js_errors() == []
+
+
+def test_command_centres_dispatch_acknowledge_and_ask_for_assistance(console, web):
+    """The city centre dispatches a joint action to two county centres from the console;
+    lucheng acknowledges it from 待办 in one click; lucheng asks its neighbour ouhai for
+    assistance (neighbours offered first) and ouhai finds the request in its 待办."""
+    c = console
+    title = f"控制台下达-{uuid.uuid4().hex[:6]}"
+    c.sign_in("city")
+    c.css("#nav a[data-nav=command]").click()
+    box = c.visible('details[data-create="dispatch"]')
+    if box.get_attribute("open") is None:
+        c.css("summary", box).click()
+    form = c.css("form", box)
+    c.fill(c.field(form, "title"), title)
+    c.choose(c.field(form, "domain", "select"), "非法营运")
+    for county in ("lucheng", "ouhai"):
+        c.css(f'[data-field="area"] input[value="{county}"]', form).click()
+    c.fill(c.field(form, "instructions", "textarea"), "温州南站周边非法营运联合整治")
+    for unit in ("lucheng-command", "ouhai-command"):
+        c.css(f'[data-choice="{unit}"] input', form).click()
+    assert "鹿城区交通运输指挥中心" in c.css('[data-choice="lucheng-command"]', form).text
+    c.css('button[type="submit"]', form).click()
+    c.wait(lambda d: c.all('.command-detail[data-state="dispatched"]'), "the dispatched action")
+    action_id = c.css(".command-detail").get_attribute("data-handoff-id")
+    assert "鹿城区交通运输指挥中心" in c.css("#recipients").text      # names, not codes
+    c.screenshot("dispatched")
+    c.css("#nav a[data-nav=command]").click()      # the centres' ranking, table and chart
+    c.visible("#assessment tbody tr")
+    assert c.all(".command svg.chart")
+
+    c.sign_in("lucheng-command")
+    item = c.wait(lambda d: c.all(f'.todo-item[data-handoff-id="{action_id}"]'),
+                  "the action in lucheng's 待办")[0]
+    c.css('[data-todo="acknowledge"]', item).click()
+    mine = f'.todo-item[data-handoff-id="{action_id}"]'
+    form = c.visible(f'{mine} details[data-action="acknowledge"] form')
+    c.css('button[type="submit"]', form).click()
+    c.wait(lambda d: c.all(f'{mine} [data-todo="report_result"]'),
+           "the action now waits for lucheng's result")
+
+    c.css("#nav a[data-nav=command]").click()
+    box = c.visible('details[data-create="request_assistance"]')
+    if box.get_attribute("open") is None:
+        c.css("summary", box).click()
+    form = c.css("form", box)
+    neighbours = '[data-field="to_county"] optgroup:first-of-type option'
+    options = [o.text for o in c.all(neighbours, form)]
+    assert options and set(options) <= {"瓯海区", "龙湾区", "永嘉县"}, options
+    c.choose_value(c.field(form, "to_county", "select"), "ouhai")
+    subject = f"协查浙C{uuid.uuid4().hex[:5].upper()}"
+    c.fill(c.field(form, "subject"), subject)
+    c.fill(c.field(form, "request", "textarea"), "请协查该车近三个月营运轨迹")
+    c.css('button[type="submit"]', form).click()
+    c.wait(lambda d: c.all('.command-detail[data-state="requested"]'), "the request sent")
+    request_id = c.css(".command-detail").get_attribute("data-handoff-id")
+
+    c.sign_in("ouhai-command")
+    item = c.wait(lambda d: c.all(f'.todo-item[data-handoff-id="{request_id}"]'),
+                  "the request in ouhai's 待办")[0]
+    assert c.all('[data-todo="acknowledge"]', item)
+    c.screenshot("assistance-todo")
+    assert c.js_errors() == []
+
+
+def test_police_see_a_new_transfer_appear_in_their_work_without_reloading(console, web):
+    """Live updates: the police of lucheng keep 待办 open; a referral transferred to them
+    by another user (over RPC, elsewhere) appears on that page by itself, with its count
+    in the navigation -- no click, no reload."""
+    c = console
+    c.sign_in("police-lucheng")
+    c.wait(lambda d: "live" in (c.css("#live-state").get_attribute("class") or "")
+           and "off" not in c.css("#live-state").get_attribute("class"), "the live stream")
+    before = len(c.all("#todo-list .todo-item"))
+    number = f"LIVE-{uuid.uuid4().hex[:6].upper()}"
+    with web.rpc() as rpc:
+        svc = rpc.police_handoff
+        rec = svc.create(token(UNIT), "draft", draft_payload(number))
+        for actor, command, payload in ((UNIT, "request_approval", {"transfer_report": "r"}),
+                                        (HEAD, "approve", {}), (UNIT, "transfer", TRANSFER)):
+            rec = svc.act(token(actor), rec["id"], command, payload)
+    item = c.wait(lambda d: c.all(f'.todo-item[data-case-number="{number}"]'),
+                  "the transfer in 待办 without a reload")[0]
+    assert c.all('[data-todo="sign_receipt"]', item)
+    assert len(c.all("#todo-list .todo-item")) == before + 1
+    assert int(c.css("#nav-todo-count").text) == before + 1
+    c.screenshot("todo-live")
+    assert c.js_errors() == []

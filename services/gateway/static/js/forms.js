@@ -173,7 +173,7 @@ function linesControl(name, required, value) {
 
 function checkboxesControl(name, options, required, value) {
   const chosen = new Set(value || []);
-  const boxes = options.map((v) => ({ v, input: h("input", { type: "checkbox", checked: chosen.has(v) }) }));
+  const boxes = options.map((v) => ({ v, input: h("input", { type: "checkbox", value: v, checked: chosen.has(v) }) }));
   const group = h("div", { class: "checks", role: "group", id: nextId("g") },
     boxes.map(({ v, input }) => h("label", { class: "check" }, input, ` ${enumLabel(name, v)}`)));
   group.dataset.wide = "1";
@@ -181,6 +181,44 @@ function checkboxesControl(name, options, required, value) {
     const values = boxes.filter((b) => b.input.checked).map((b) => b.v);
     return values.length ? values : undefined;
   });
+}
+
+/** A field a view builds: its element and how to read it, with label and error line. */
+export function customField(name, required, input, read, hint) {
+  return leaf(name, required, input, read, hint);
+}
+
+/** Options with labels (and groups): checkboxes for a list, a select for one value. */
+function choicesControl(name, options, required, value, many) {
+  if (!many) {
+    const select = h("select", {}, h("option", { value: "" }, required ? `— ${t("common.required")} —` : "—"),
+      groupOptions(options, (o) => h("option", { value: o.value, selected: o.value === value }, o.label)));
+    return leaf(name, required, select, () => select.value || undefined);
+  }
+  const chosen = new Set(value || []);
+  const boxes = options.map((o) => ({ o, input: h("input", { type: "checkbox", value: o.value, checked: chosen.has(o.value) }) }));
+  const picker = h("div", { class: "picker", role: "group", id: nextId("g") });
+  let group = null;
+  for (const { o, input } of boxes) {
+    if (o.group && o.group !== group) { group = o.group; picker.append(h("div", { class: "group-title" }, group)); }
+    picker.append(h("label", { dataset: { choice: o.value } }, input, ` ${o.label}`));
+  }
+  picker.dataset.wide = "1";
+  return leaf(name, required, picker, () => {
+    const values = boxes.filter((b) => b.input.checked).map((b) => b.o.value);
+    return values.length ? values : undefined;
+  });
+}
+
+function groupOptions(options, make) {
+  const out = [];
+  let current = null;
+  for (const o of options) {
+    if (!o.group) { out.push(make(o)); current = null; continue; }
+    if (!current || current.label !== o.group) { current = h("optgroup", { label: o.group }); out.push(current); }
+    current.append(make(o));
+  }
+  return out;
 }
 
 // ------------------------------------------------------------------ composite controls
@@ -274,6 +312,11 @@ function rowsControl(root, name, itemSchema, required, minItems, values, ctx) {
 function fieldControl(root, name, node, required, given, ctx) {
   const n = resolve(root, node);
   const value = given === undefined && n.default !== null && typeof n.default !== "object" ? n.default : given;
+  // a view may build a field itself (the facts of a judgment rule, a unit picker, ...)
+  const custom = ctx.hints?.controls?.[name];
+  if (custom) return custom({ name, required, value, field: customField });
+  const choices = ctx.hints?.choices?.[name];
+  if (choices) return choicesControl(name, choices, required, value, typeOf(n).base === "array");
   const { base, nullable } = typeOf(n);
   if (base === "object") {
     return n.properties ? objectControl(root, n, value, ctx, t(`field.${name}`))

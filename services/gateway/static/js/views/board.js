@@ -1,11 +1,11 @@
 // Board: open handoffs the caller may see (GET /api/v1/handoffs), nearest deadline first.
 import { get, download } from "../api.js";
+import { unitName } from "../units.js";
 import { h, clear, formatTime, formatDuration, ageOf, debounce } from "../dom.js";
 import { t, label, deadlineTitle } from "../i18n.js";
 import { KINDS, COUNTIES, AGENCIES, DOMAINS, STATES, stateBadge, timeLeft, select, errorNote } from "./common.js";
 
 const FILTERS = ["kind", "county", "agency", "domain", "state", "q", "overdue", "all"];
-const REFRESH_MS = 30000;
 
 export async function boardView([query], ctx) {
   const params = new URLSearchParams(query || "");
@@ -71,7 +71,6 @@ export async function boardView([query], ctx) {
     h("label", { class: "check" }, controls.all, ` ${t("board.closed")}`));
 
   await load();
-  const timer = setInterval(() => { if (!document.hidden) load(); }, REFRESH_MS);
   const el = h("div", { class: "board" },
     h("div", { class: "page-head" },
       h("h1", {}, t("board.title")), status,
@@ -79,7 +78,7 @@ export async function boardView([query], ctx) {
       h("button", { type: "button", class: "secondary", id: "board-refresh", onclick: load }, t("common.refresh")),
       exportButton("csv"), exportButton("xlsx")),
     bar, tableBox);
-  return { el, cleanup: () => clearInterval(timer) };
+  return { el, reload: load };
 }
 
 function table(rows) {
@@ -97,8 +96,8 @@ function table(rows) {
       h("td", {}, label("kind", r.kind), r.domain ? h("div", { class: "muted small" }, label("domain", r.domain)) : null),
       h("td", {}, stateBadge(r.state)),
       h("td", {}, label("county", r.county)),
-      h("td", {}, r.owner_unit),
-      h("td", {}, r.counterpart_unit || (r.counterpart_agency ? label("agency", r.counterpart_agency) : "—")),
+      h("td", {}, unitName(r.owner_unit)),
+      h("td", {}, r.counterpart_unit ? unitName(r.counterpart_unit) : (r.counterpart_agency ? label("agency", r.counterpart_agency) : "—")),
       h("td", { class: "num" }, age === null ? "—" : formatDuration(age)),
       h("td", {}, r.deadline ? deadlineTitle(r.deadline) : "—"),
       h("td", { class: "num" }, r.deadline ? formatTime(r.deadline.due) : "—"),

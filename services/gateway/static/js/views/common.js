@@ -1,5 +1,6 @@
 // Pieces shared by the views.
 import { h, formatTime, formatDuration } from "../dom.js";
+import { unitName } from "../units.js";
 import { t, label, enumLabel, deadlineTitle, article } from "../i18n.js";
 
 export const KINDS = ["criminal_referral", "market_referral", "joint_action", "assistance_request",
@@ -69,9 +70,11 @@ export function select(name, options, value, allLabel) {
 // fields whose values are codes with a label (counties, domains, outcomes, ...)
 const CODED = new Set(["county", "to_county", "from_county", "area", "domain", "priority", "decision",
   "outcome", "extension", "miss", "reason_code", "direction", "id_type", "role"]);
+const UNIT_FIELDS = new Set(["recipient", "recipients", "dispatcher", "escalated_to", "competent_authority", "unreported"]);
 const ISO_TIME = /^\d{4}-\d\d-\d\dT\d\d:\d\d/;
 
 function show(field, v) {
+  if (typeof v === "string" && (field.endsWith("_unit") || UNIT_FIELDS.has(field))) return unitName(v);
   if (typeof v === "boolean") return v ? t("common.yes") : t("common.no");
   if (typeof v === "string" && ISO_TIME.test(v)) return formatTime(v);
   if (typeof v === "string" && CODED.has(field)) return enumLabel(field, v);
@@ -92,7 +95,7 @@ export function detailsList(details) {
 function summarize(field, value) {
   if (Array.isArray(value)) {
     return value.map((x) => (x && typeof x === "object"
-      ? [x.title, x.name, x.reference, x.badge_number, x.unit, x.case_number].filter(Boolean).join(" ") || JSON.stringify(x)
+      ? [x.title, x.name, x.reference, x.badge_number, x.unit && unitName(x.unit), x.case_number].filter(Boolean).join(" ") || JSON.stringify(x)
       : show(field, x))).join("；");
   }
   return Object.entries(value).map(([k, v]) => `${t(`field.${k}`)} ${typeof v === "object" ? JSON.stringify(v) : show(k, v)}`).join("；");

@@ -2,10 +2,11 @@
 // tracker), the transfer-documents checklist, and a form per next action the service
 // allows the signed-in role (POST /api/v1/<collection>/<id>/<command>).
 import { get, procedure, COLLECTION } from "../api.js";
+import { unitName } from "../units.js";
 import { h, formatTime } from "../dom.js";
 import { t, label, lang, article } from "../i18n.js";
 import { stateBadge, timeLeft, deadlineLine, panel, pairs } from "./common.js";
-import { actionsPanel, timelinePanel } from "./parts.js";
+import { actionsPanel, timelinePanel, stepReload } from "./parts.js";
 import { commandDetail } from "./command.js";
 import { caseFilePanel } from "./casefile.js";
 
@@ -36,11 +37,11 @@ export async function handoffView([kind, id], ctx) {
     [t("board.kind"), label("kind", kind)],
     [t("board.state"), h("span", {}, stateBadge(state), stateTitle && lang() === "zh" && stateTitle !== label("state", state) ? h("span", { class: "muted" }, ` ${stateTitle}`) : null)],
     [t("board.county"), label("county", main.county)],
-    [t("board.owner"), main.owner_unit],
-    [t("board.counterpart"), main.counterpart_unit || "—"],
-    rec?.police_units?.length ? [t("field.police_unit"), rec.police_units.join("，")] : null,
-    rec?.procuratorate_unit ? [t("field.procuratorate_unit"), rec.procuratorate_unit] : null,
-    rec?.target_unit ? [t("field.target_unit"), rec.target_unit] : null,
+    [t("board.owner"), unitName(main.owner_unit)],
+    [t("board.counterpart"), unitName(main.counterpart_unit)],
+    rec?.police_units?.length ? [t("field.police_unit"), rec.police_units.map(unitName).join("，")] : null,
+    rec?.procuratorate_unit ? [t("field.procuratorate_unit"), unitName(rec.procuratorate_unit)] : null,
+    rec?.target_unit ? [t("field.target_unit"), unitName(rec.target_unit)] : null,
     rec?.plate ? [t("field.plate"), rec.plate] : null,
     rec?.summary ? [t("field.summary"), rec.summary] : null,
     [t("board.deadline"), deadlineLine(main.deadline)],
@@ -64,11 +65,12 @@ export async function handoffView([kind, id], ctx) {
   const actions = rec ? actionsPanel({ kind, collection, id, rec, table, ctx }) : null;
   const timeline = timelinePanel(row?.timeline, rec?.timeline, table);
 
-  return h("div", { class: "handoff", dataset: { handoffId: id, state } },
+  const el = h("div", { class: "handoff", dataset: { handoffId: id, state } },
     head, notes,
     h("div", { class: "columns" },
       h("div", { class: "col" }, summary, caseFile, documents, parties, recommendations),
       h("div", { class: "col" }, actions, timeline)));
+  return { el, reload: stepReload(id, main.step, ctx) };
 }
 
 function documentsChecklist(required, attached) {

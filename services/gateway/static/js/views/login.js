@@ -5,7 +5,7 @@ import { t } from "../i18n.js";
 
 export async function loginView(_params, ctx) {
   if (session()) {
-    ctx.go("#/board");
+    ctx.go("#/todo");
   }
   const username = h("input", { id: "username", name: "username", autocomplete: "username", required: true, autofocus: true });
   const password = h("input", { id: "password", name: "password", type: "password", autocomplete: "current-password", required: true });
@@ -25,7 +25,7 @@ export async function loginView(_params, ctx) {
     button.disabled = true;
     try {
       await signIn(username.value.trim(), password.value, otpField.hidden ? "" : otp.value.trim());
-      ctx.go("#/board");
+      ctx.go("#/todo");
     } catch (err) {
       error.textContent = err instanceof ApiError ? err.message : String(err);
       error.hidden = false;

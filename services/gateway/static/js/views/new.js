@@ -5,12 +5,14 @@ import { h } from "../dom.js";
 import { t, label, lang, article } from "../i18n.js";
 import { commandForm } from "../forms.js";
 import { panel, errorNote } from "./common.js";
+import { factsControl, loadJudgmentForm } from "../facts.js";
 
 const CREATABLE = ["criminal_referral", "market_referral"];   // kinds with a create route
 
 export async function newView([only], ctx) {
   const kinds = only ? CREATABLE.filter((k) => k === only) : CREATABLE;
   const tables = await Promise.allSettled(kinds.map((k) => procedure(k)));
+  const judgment = await loadJudgmentForm().catch(() => null);   // else: JSON, as the API takes it
   const sections = [];
   kinds.forEach((kind, i) => {
     if (tables[i].status === "rejected") {
@@ -24,7 +26,8 @@ export async function newView([only], ctx) {
         schema: table.payloads[row.command], command: row.command,
         description: [lang() === "zh" ? null : row.title, article(row.article)].filter(Boolean).join(" · "),
         prefill: { county: ctx.me.county || undefined },
-        hints: unitHints(table.units, row.command),
+        hints: { ...unitHints(table.units, row.command),
+                 ...(judgment ? { controls: { facts: factsControl(judgment) } } : {}) },
         onSubmit: async (payload) => {
           const rec = await post(`/${COLLECTION[kind]}`, payload, { command: row.command });
           ctx.flash(t("new.created", { n: rec.case_number }));
@@ -38,5 +41,6 @@ export async function newView([only], ctx) {
     }
   });
   if (!sections.length) sections.push(panel(null, h("p", { class: "muted" }, t("new.none"))));
-  return h("div", { class: "new" }, h("div", { class: "page-head" }, h("h1", {}, t("nav.new"))), sections);
+  const el = h("div", { class: "new" }, h("div", { class: "page-head" }, h("h1", {}, t("nav.new"))), sections);
+  return { el, reload: () => null };     // nothing here changes with other users' steps
 }
