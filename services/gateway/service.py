@@ -20,7 +20,7 @@ from prometheus_client import CollectorRegistry, Gauge, Histogram, generate_late
 from werkzeug.security import safe_join
 from werkzeug.wrappers import Response
 
-from services.gateway import api, users
+from services.gateway import api, clients, users
 from shared import calendar
 from shared.auth import verify_token
 from shared.cli import SERVICES
@@ -198,6 +198,7 @@ class GatewayService:
     police_handoff = RpcProxy("police_handoff")
     market_referral = RpcProxy("market_referral")
     command = RpcProxy("command")
+    alerts = RpcProxy("alerts")
 
     def _svc(self, name):
         return getattr(self, name)
@@ -351,6 +352,24 @@ class GatewayService:
             raise NotFound(f"no {_command_kind(request)} {handoff_id}", {"id": ["not found"]})
         return json_response(self.command.act(token, handoff_id, command, body,
                                               _idempotency_key(request)))
+
+    # ------------------------------------------------------------------ alerts
+    @http("POST", "/api/v1/alerts")
+    def post_alert(self, request):
+        token = clients.authenticate(request.headers.get("Authorization", ""))
+        result = self.alerts.intake(token, _body(request))
+        status = 201 if result["outcome"] == "created" else 200
+        return json_response(result, status,
+                             {"Location": f"/api/v1/alert-tasks/{result['task_id']}"})
+
+    @http("GET", "/api/v1/alert-kinds")
+    def alert_kinds(self, request):
+        return json_response(self.alerts.kinds(_token(request)))
+
+    @http("GET", "/api/v1/alert-statistics")
+    def alert_statistics(self, request):
+        return json_response(self.alerts.statistics(
+            _token(request), request.args.get("group_by", "county")))
 
     @http("GET", "/api/v1/<string:collection>")
     def list_handoffs(self, request, collection):

@@ -37,7 +37,8 @@ from shared.procedure import Procedure
 SERVICE = "tracker"
 SOURCE = "/wenzhou/coordination/tracker"
 KIND_AGENCY = {"criminal_referral": "police", "market_referral": "market_regulation",
-               "joint_action": "command", "assistance_request": "command"}
+               "joint_action": "command", "assistance_request": "command",
+               "alert_task": "command"}
 
 metadata = MetaData()
 handoffs = Table(

@@ -100,6 +100,7 @@ export const COLLECTION = {
   market_referral: "market-referrals",
   joint_action: "joint-actions",
   assistance_request: "assistance-requests",
+  alert_task: "alert-tasks",
 };
 
 const cache = new Map();

@@ -8,6 +8,7 @@ import { handoffView } from "./views/handoff.js";
 import { newView } from "./views/new.js";
 import { commandView } from "./views/command.js";
 import { statsView } from "./views/stats.js";
+import { alertsView } from "./views/alerts.js";
 
 const ROUTES = [
   [/^#\/login$/, loginView, false],
@@ -16,6 +17,7 @@ const ROUTES = [
   [/^#\/new(?:\/([a-z_]+))?$/, newView, true],
   [/^#\/command(?:\/([a-z_]+)\/([\w-]+))?$/, commandView, true],
   [/^#\/stats$/, statsView, true],
+  [/^#\/alerts(?:\/([\w-]+))?$/, alertsView, true],
 ];
 
 // roles that open cases of some kind (the new page asks the procedures which exactly)
@@ -50,7 +52,7 @@ function header() {
   if (!me) return;
   const current = location.hash.split(/[/?]/)[1] || "board";
   const items = [["board", "#/board"], CREATORS.has(me.role) && ["new", "#/new"],
-    ["command", "#/command"], ["stats", "#/stats"]].filter(Boolean);
+    ["command", "#/command"], ["alerts", "#/alerts"], ["stats", "#/stats"]].filter(Boolean);
   for (const [key, href] of items) {
     nav.append(h("a", { href, class: current === key ? "active" : null, dataset: { nav: key } }, t(`nav.${key}`)));
   }

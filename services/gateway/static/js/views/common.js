@@ -2,7 +2,7 @@
 import { h, formatTime, formatDuration } from "../dom.js";
 import { t, label, enumLabel, deadlineTitle, article } from "../i18n.js";
 
-export const KINDS = ["criminal_referral", "market_referral", "joint_action", "assistance_request"];
+export const KINDS = ["criminal_referral", "market_referral", "joint_action", "assistance_request", "alert_task"];
 export const COUNTIES = ["lucheng", "longwan", "ouhai", "dongtou", "ruian", "yueqing", "longgang",
   "yongjia", "pingyang", "cangnan", "wencheng", "taishun"];
 export const AGENCIES = ["police", "market_regulation", "command"];
@@ -15,6 +15,7 @@ export const STATES = {
   market_referral: ["sent", "received", "returned", "accepted", "investigating", "result_reported", "closed"],
   joint_action: ["dispatched", "under_way", "closed"],
   assistance_request: ["approval_pending", "requested", "acknowledged", "answered", "refused", "withdrawn"],
+  alert_task: ["dispatched", "acknowledged", "on_site", "disposed", "closed"],
 };
 
 export function stateBadge(state, fullTitle) {
