@@ -35,6 +35,7 @@ KIND = "alert_task"
 NUMBER_PREFIX = "YJ"
 OPEN_STATES = ("dispatched", "acknowledged", "on_site", "disposed")
 ESCALATING = {"acknowledgement": ("dispatched",), "arrival": ("dispatched", "acknowledged")}
+SWEPT_STATES = ("dispatched", "acknowledged")     # the states a miss can escalate in
 ALL_SEEING = ("city_command", "coordinator", "operator", "system")
 CITY_CENTRE = "wenzhou-command"
 
@@ -208,6 +209,9 @@ def escalate(rec: dict, miss: str, level: str, to_unit: str, due: str,
     entry = {"miss": miss, "level": level, "escalated_to_unit": to_unit, "due": due,
              "at": now.isoformat()}
     new = {**rec, **state, "escalations": [*rec.get("escalations", []), entry]}
+    if level == "city":      # escalated as far as it goes: the clock stops, so the sweep
+        clocks = {k: v for k, v in new["clocks"].items() if k != miss}   # looks no more
+        new.update(clocks=clocks, deadline=procedure().next_deadline(clocks))
     details = {k: v for k, v in entry.items() if k != "at"}
     return new, {**step, "details": {**details, "domain": rec["domain"]}}
 

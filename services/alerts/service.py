@@ -110,6 +110,8 @@ class AlertsService(handoff.HandoffService):
         with self.db.session() as s:
             rec = self.handoffs.load(s, task_id)
         self._visible(actor, rec)
+        if rec["state"] != "on_site":
+            return payload     # a retry of a done step (recalled by its key), or a 409
         data = domain.check(rec, "dispose", actor, payload)
         case = data.get("case")
         if not case or case["kind"] == "administrative" or case.get("referral_id"):

@@ -99,13 +99,15 @@ def release_target(session, rec: dict) -> None:
 
 
 def overdue_records(session, now) -> list[dict]:
-    """Open tasks whose earliest running deadline has passed (sweep candidates)."""
+    """Tasks that can still escalate whose earliest running deadline has passed (sweep
+    candidates). A miss escalated to the city stops its clock, so a task drops out once
+    nothing more can escalate (only a forgotten task's feedback clock keeps it here)."""
     now = now.astimezone(UTC)  # SQLite compares wall time
     t = handoffs.handoffs
     query = (select(t.c.doc).where(t.c.kind == domain.KIND,
-                                   t.c.state.in_(list(domain.OPEN_STATES)),
+                                   t.c.state.in_(list(domain.SWEPT_STATES)),
                                    t.c.deadline_due.is_not(None), t.c.deadline_due <= now)
-             .order_by(t.c.deadline_due).limit(500))
+             .order_by(t.c.deadline_due))
     return list(session.execute(query).scalars())
 
 
