@@ -28,6 +28,7 @@ from shared.calendar import to_local
 from shared.errors import InvalidInput, NotAllowed
 from shared.procedure import Procedure
 from shared.schemas.alerts import ALERT_TASK_COMMANDS
+from shared.schemas.command import centres_document
 from shared.schemas.common import load_payload
 from shared.schemas.handoff import event_data
 
@@ -135,15 +136,21 @@ def joins(rec: dict, now: datetime) -> bool:
 
 # ------------------------------------------------------------------ steps
 
+def are_neighbours(a: str, b: str) -> bool:
+    """Counties sharing a border (contracts/command/centres.yaml, the command centres'
+    neighbour graph)."""
+    return b in (centres_document()["county_centres"][a].get("neighbours") or [])
+
+
 def _check_party(actor: Actor, rec: dict, command: str) -> None:
-    if command == "close":
+    if command in ("close", "reassign"):
         if actor.role == "city_command" and actor.unit == CITY_CENTRE:
             return
         if actor.role == "county_command" and actor.unit == rec["owner_unit"]:
             return
-        raise NotAllowed(f"only the centre of {rec['county']} or the city centre may close "
-                         f"task {rec['case_number']}", {"unit": [f"{rec['owner_unit']} or "
-                                                                 f"{CITY_CENTRE}"]})
+        raise NotAllowed(f"only the centre of {rec['county']} or the city centre may "
+                         f"{command} task {rec['case_number']}",
+                         {"unit": [f"{rec['owner_unit']} or {CITY_CENTRE}"]})
     if actor.unit != rec["counterpart_unit"] or actor.role != rec["handler_role"]:
         raise NotAllowed(f"only the handling unit {rec['counterpart_unit']} may {command} "
                          f"task {rec['case_number']}",
@@ -174,6 +181,8 @@ def act(rec: dict, command: str, actor: Actor, payload, now: datetime) -> tuple[
     data = check(rec, command, actor, payload)
     state, step = procedure().advance(rec, command, actor, data, now)
     new = {**rec, **state}
+    if command == "reassign":
+        return _reassign(rec, new, step, actor, data, now)
     if command == "dispose":
         new["result"] = data["result"]
         new["case"] = data.get("case")
@@ -182,6 +191,29 @@ def act(rec: dict, command: str, actor: Actor, payload, now: datetime) -> tuple[
         data = {**data, "domain": rec["domain"], "case": new["case"]}
     new[f"{command}_at"] = now.isoformat()
     return new, {**step, "details": data}
+
+
+def _reassign(rec: dict, new: dict, step: dict, actor: Actor, data: dict,
+              now: datetime) -> tuple[dict, dict]:
+    """The target crossed a county boundary: the task goes to the other county's centre
+    and team with fresh clocks. A county centre reassigns only to a neighbouring county
+    (the neighbour graph); the city centre anywhere."""
+    to = data["to_county"]
+    if to == rec["county"]:
+        raise InvalidInput("the task is already that county's", {"to_county": ["another county"]})
+    if actor.role == "county_command" and not are_neighbours(rec["county"], to):
+        raise NotAllowed(f"{to} does not border {rec['county']}: the city centre reassigns "
+                         "across the city", {"to_county": ["a neighbouring county"]})
+    role, unit = ref.reference().handler_unit(rec["domain"], to)
+    clocks = _clocks(procedure(), rec["alert_kind"], rec["urgency"], now)
+    new.update(county=to, owner_unit=county_centre(to), counterpart_unit=unit,
+               handler_role=role, clocks=clocks, deadline=procedure().next_deadline(clocks),
+               escalations=[], reassigned=[*rec.get("reassigned", []), {
+                   "from_county": rec["county"], "to_county": to, "at": now.isoformat(),
+                   "reason": data["reason"]}])
+    details = {**data, "from_county": rec["county"], "handler_unit": unit,
+               "domain": rec["domain"]}
+    return new, {**step, "details": details}
 
 
 def due_escalations(rec: dict, now: datetime) -> list[tuple[str, str, str, str]]:

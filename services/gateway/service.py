@@ -16,7 +16,7 @@ import structlog
 from nameko.exceptions import RemoteError
 from nameko.rpc import RpcProxy
 from nameko.web.handlers import HttpRequestHandler
-from prometheus_client import CollectorRegistry, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from werkzeug.security import safe_join
 from werkzeug.wrappers import Response
 
@@ -41,6 +41,9 @@ HANDOFFS = Gauge("liandong_handoffs", "Handoffs by kind and state", ["kind", "st
                  registry=REGISTRY)
 OVERDUE = Gauge("liandong_handoffs_overdue", "Open handoffs past a binding deadline",
                 registry=REGISTRY)
+ALERTS = Counter("liandong_alerts_received", "Alerts posted by system clients, by outcome "
+                 "(created, merged, duplicate, refused): a storm shows as merged/duplicate",
+                 ["client", "outcome"], registry=REGISTRY)
 BACKLOG = Gauge("liandong_outbox_unsent", "Unsent outbox events", ["service"],
                 registry=REGISTRY)
 
@@ -357,7 +360,13 @@ class GatewayService:
     @http("POST", "/api/v1/alerts")
     def post_alert(self, request):
         token = clients.authenticate(request.headers.get("Authorization", ""))
-        result = self.alerts.intake(token, _body(request))
+        client = verify_token(token).unit
+        try:
+            result = self.alerts.intake(token, _body(request))
+        except Rejected:
+            ALERTS.labels(client, "refused").inc()
+            raise
+        ALERTS.labels(client, result["outcome"]).inc()
         status = 201 if result["outcome"] == "created" else 200
         return json_response(result, status,
                              {"Location": f"/api/v1/alert-tasks/{result['task_id']}"})

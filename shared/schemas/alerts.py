@@ -68,6 +68,18 @@ class DisposeSchema(Base):
             raise ValidationError({"case": ["only a result case_opened has a case"]})
 
 
+class ReassignSchema(Base):
+    """The target crossed into another county (跨区改派): the county it is now in."""
+    to_county = fields.String(required=True, validate=validate.OneOf(list(COUNTIES)))
+    reason = fields.String(required=True, validate=validate.Length(min=1, max=2000))
+
+
+class ReassignDetails(ReassignSchema):
+    from_county = fields.String(required=True)
+    handler_unit = fields.String(required=True)
+    domain = fields.String(load_default=None, allow_none=True)
+
+
 class DispatchDetails(Base):
     """What the service records when an alert becomes a task."""
     alert_id = fields.String(required=True)
@@ -97,8 +109,9 @@ class DisposeDetails(DisposeSchema):
 
 
 ALERT_TASK_COMMANDS = {"acknowledge": NoteSchema, "arrive": ArriveSchema,
-                       "dispose": DisposeSchema, "close": NoteSchema}
+                       "dispose": DisposeSchema, "close": NoteSchema,
+                       "reassign": ReassignSchema}
 ALERT_TASK_DETAILS = {"dispatch": DispatchDetails, "acknowledge": NoteSchema,
                       "arrive": ArriveSchema, "dispose": DisposeDetails, "close": NoteSchema,
-                      "escalate": EscalateDetails}
+                      "escalate": EscalateDetails, "reassign": ReassignDetails}
 __all__ = ["ALERT_TASK_COMMANDS", "ALERT_TASK_DETAILS", "COUNTIES"]

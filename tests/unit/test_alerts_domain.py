@@ -291,3 +291,26 @@ def test_statistics_count_the_loops_yield():
     assert by["ruian"]["alerts"] == 1 and by["ruian"]["median_ack_minutes"] is None
     with pytest.raises(InvalidInput):
         domain.statistics_of([], {}, "planet")
+
+
+def test_a_target_crossing_the_boundary_is_reassigned_to_the_neighbouring_county():
+    rec, _ = task()                                          # lucheng
+    later = NOW + timedelta(minutes=40)
+    rec, _ = domain.escalate(rec, *domain.due_escalations(rec, later)[0], later)
+    with pytest.raises(NotAllowed, match="does not border"):  # taishun is not a neighbour
+        domain.act(rec, "reassign", CENTRE, {"to_county": "taishun", "reason": "r"}, later)
+    with pytest.raises(NotAllowed):                           # not lucheng's centre
+        domain.act(rec, "reassign", OTHER_CENTRE, {"to_county": "ouhai", "reason": "r"}, later)
+    with pytest.raises(InvalidInput):
+        domain.act(rec, "reassign", CENTRE, {"to_county": "lucheng", "reason": "r"}, later)
+    new, step = domain.act(rec, "reassign", CENTRE,
+                           {"to_county": "ouhai", "reason": "车辆已驶入瓯海"}, later)
+    assert (new["state"], new["county"], new["owner_unit"], new["counterpart_unit"]) == (
+        "dispatched", "ouhai", "ouhai-command", "ouhai-team-1")
+    assert new["escalations"] == [] and new["clocks"]["acknowledgement"]["started"] == \
+        later.isoformat()
+    validate_payload("alert_task.reassigned.v1", domain.event_payload(new, step))
+    assert domain.can_view(OTHER_TEAM, new) and not domain.can_view(TEAM, new)
+    assert domain.act(new, "acknowledge", OTHER_TEAM, {}, later)[0]["state"] == "acknowledged"
+    far, _ = domain.act(rec, "reassign", CITY, {"to_county": "taishun", "reason": "r"}, later)
+    assert far["counterpart_unit"] == "taishun-team-1"

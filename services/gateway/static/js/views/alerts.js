@@ -9,6 +9,7 @@ import { COUNTIES, stateBadge, timeLeft, deadlineLine, panel, pairs, select } fr
 import { actionsPanel, timelinePanel } from "./parts.js";
 
 const REFRESH_MS = 3000;
+const STORM = 20;          // a task that merged this many alerts is a device misbehaving
 const ALERT_DOMAINS = ["road", "transport", "port"];
 const ALERT_KINDS = ["overlimit_wim", "key_vehicle_dynamic", "illegal_operation_tip", "port_alarm"];
 // schematic positions (column, row) of the counties, north at the top
@@ -24,6 +25,7 @@ export async function alertsView([id], ctx) {
   const wall = h("div", { id: "alert-wall" });
   const map = h("div", { class: "county-map", id: "county-map" });
   const status = h("span", { class: "muted small", id: "alert-refreshed" });
+  const banner = h("div", { class: "storm-banner", id: "storm-banner", role: "status", hidden: true });
   const bar = h("form", { class: "filters", id: "alert-filters", onsubmit: (e) => e.preventDefault() },
     select("domain", ALERT_DOMAINS.map((d) => ({ value: d, label: label("alert_domain", d) })), ""),
     select("county", COUNTIES.map((c) => ({ value: c, label: label("county", c) })), ""),
@@ -36,6 +38,10 @@ export async function alertsView([id], ctx) {
       && (!filters.kind || r.alert_kind === filters.kind));
     clear(wall).append(wallTable(shown));
     clear(map).append(countyMap(rows.filter((r) => !filters.domain || r.domain === filters.domain)));
+    const storms = rows.filter((r) => r.state !== "closed" && (r.repeats || 0) + 1 >= STORM);
+    banner.hidden = !storms.length;
+    banner.textContent = storms.length ? t("alerts.storm", { list: storms.slice(0, 5).map((r) =>
+      `${Object.values(r.target || {}).filter(Boolean).join(" ")} ×${1 + r.repeats}`).join("、") }) : "";
   };
   bar.addEventListener("change", (e) => { filters[e.target.name] = e.target.value; draw(); });
   const load = async () => {
@@ -52,7 +58,7 @@ export async function alertsView([id], ctx) {
   const timer = setInterval(load, REFRESH_MS);
   const el = h("div", { class: "alerts" },
     h("div", { class: "page-head" }, h("h1", {}, t("alerts.title"))),
-    bar,
+    banner, bar,
     h("div", { class: "columns" },
       h("div", { class: "col" }, panel(t("alerts.wall"), wall)),
       h("div", { class: "col" }, panel(t("alerts.map"), map))));
