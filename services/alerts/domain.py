@@ -107,6 +107,7 @@ def create(command: str, actor: Actor, data: dict, now: datetime) -> tuple[dict,
         "latest": reading_of(data), "repeats": 0, "last_seen_at": now.isoformat(),
         "source": {"unit": actor.unit, "alert_id": data["alert_id"]},
         "judgment_rules": list(kind.judgment_rules), "case_kinds": list(kind.case_kinds),
+        "recommendations": ref.recommendations(data, reference),
         "escalations": [], "result": None, "case": None,
         "created_at": now.isoformat(), "created_by": actor.to_dict(),
     }
@@ -116,7 +117,7 @@ def create(command: str, actor: Actor, data: dict, now: datetime) -> tuple[dict,
                "urgency": level, "target": target, "reading": reading_of(data),
                "place": routed["place"], "routing": routed["routing"],
                "handler_unit": routed["handler_unit"], "periods": periods,
-               "source_unit": actor.unit}
+               "source_unit": actor.unit, "recommendations": rec["recommendations"]}
     return rec, {**step, "details": details}
 
 

@@ -19,7 +19,13 @@ from shared.auth import ROLES
 from shared.calendar import Period
 from shared.errors import InvalidInput, nul_free
 from shared.schemas.common import COUNTIES, Base
-from shared.standards import StandardError, json_object, load_standard
+from shared.standards import (
+    FactError,
+    StandardError,
+    json_object,
+    judgment_rules,
+    load_standard,
+)
 
 PERIODS_ENV = "ALERTS_PERIODS"
 WINDOW_ENV = "ALERTS_DEDUPE_WINDOW"
@@ -44,6 +50,7 @@ class AlertKind:
     periods: dict          # urgency -> {ack, arrive, feedback}
     judgment_rules: tuple[str, ...]
     case_kinds: tuple[str, ...]
+    facts: tuple = ()      # ({field, fact, values?}, ...): readings as judgment facts
 
 
 class Reference:
@@ -99,7 +106,16 @@ class Reference:
                 urgency=dict(raw.get("urgency") or {"default": "normal"}),
                 periods={u: {k: str(v) for k, v in p.items()} for u, p in raw["periods"].items()},
                 judgment_rules=tuple(raw.get("judgment_rules") or ()),
-                case_kinds=tuple(raw.get("case_kinds") or ("administrative",)))
+                case_kinds=tuple(raw.get("case_kinds") or ("administrative",)),
+                facts=tuple(raw.get("facts") or ()))
+            rules = judgment_rules()
+            unknown_rules = set(raw.get("judgment_rules") or ()) - {r.id for r in rules.rules}
+            unknown_facts = {f["fact"] for f in raw.get("facts") or ()} - set(rules.facts)
+            bad_fields = {f["field"] for f in raw.get("facts") or ()} - set(raw["fields"])
+            if unknown_rules or unknown_facts or bad_fields:
+                raise StandardError(f"{where}: unknown judgment rules {sorted(unknown_rules)}, "
+                                    f"facts {sorted(unknown_facts)} or fields "
+                                    f"{sorted(bad_fields)}")
             alert_schema(self, kind_id)   # every field type is known
 
     @classmethod
@@ -193,6 +209,35 @@ def validate_alert(alert, ref: Reference | None = None) -> dict:
     if data.get("observed_at"):
         data["observed_at"] = data["observed_at"].isoformat()
     return data
+
+
+def facts_of(data: dict, ref: Reference | None = None) -> dict:
+    """The alert's readings as judgment facts (the kind's ``facts`` mapping)."""
+    kind = (ref or reference()).kinds[data["kind"]]
+    facts = {}
+    for m in kind.facts:
+        value = data.get(m["field"])
+        if value is not None:
+            value = m["values"].get(value) if "values" in m else value
+        if value is not None:
+            facts[m["fact"]] = value
+    return facts
+
+
+def recommendations(data: dict, ref: Reference | None = None) -> list[dict]:
+    """The kind's judgment rules the alert's facts already meet (a recommendation for
+    the team, never automatic)."""
+    kind = (ref or reference()).kinds[data["kind"]]
+    facts = facts_of(data, ref)
+    if not facts:
+        return []
+    try:
+        found = judgment_rules().evaluate(facts)
+    except FactError:
+        return []        # a reading outside a fact's range decides nothing
+    return [{k: r.to_dict()[k] for k in ("rule_id", "title", "route", "suspected_offence",
+                                         "legal_basis")}
+            for r in found if r.rule_id in kind.judgment_rules]
 
 
 # --------------------------------------------------------------------------- routing

@@ -93,6 +93,8 @@ class DispatchDetails(Base):
     handler_unit = fields.String(required=True)
     periods = fields.Dict(required=True)
     source_unit = fields.String(required=True)
+    recommendations = fields.List(fields.Dict(), load_default=list)
+    """The judgment rules the alert's readings already meet (never automatic)."""
 
 
 class EscalateDetails(Base):

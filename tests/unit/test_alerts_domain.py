@@ -104,6 +104,19 @@ def test_site_berth_position_and_county_routing():
     assert ref.route(ref.validate_alert(tip))["handler_unit"] == "ouhai-team-1"
 
 
+def test_a_speeding_bus_alert_shows_the_judgment_rule_its_readings_meet():
+    alert = {"alert_id": "K", "kind": "key_vehicle_dynamic", "plate": "浙C88888",
+             "alarm": "speeding", "vehicle_category": "scheduled_bus", "lat": 28.0,
+             "lon": 120.65, "speed_kmh": 130, "speed_limit_kmh": 60, "road_type": "highway"}
+    rec, step = task(alert)
+    assert [r["rule_id"] for r in rec["recommendations"]] == ["serious_speeding"]
+    assert rec["recommendations"][0]["suspected_offence"] == "危险驾驶罪"
+    validate_payload("alert_task.dispatched.v1", domain.event_payload(rec, step))
+    slower, _ = task({**alert, "alert_id": "K2", "speed_kmh": 100})     # 67% over
+    assert slower["recommendations"] == []
+    assert task(overlimit())[0]["recommendations"] == []
+
+
 def test_urgency_from_the_source_or_the_kinds_rule():
     assert ref.urgency(ref.validate_alert(overlimit(excess=30))) == "normal"
     assert ref.urgency(ref.validate_alert(overlimit(excess=55))) == "urgent"

@@ -133,6 +133,8 @@ async function alertDetail(id, ctx) {
     [t("alerts.handler"), rec.counterpart_unit],
     [t("alerts.target"), Object.values(rec.target || {}).filter(Boolean).join(" · ")],
     [t("alerts.reading"), reading],
+    (rec.recommendations || []).length ? [t("handoff.recommendations"), h("span", { class: "pill late", id: "recommendations" },
+      rec.recommendations.map((r) => `${r.suspected_offence} · ${r.title}`).join("；"))] : null,
     [t("alerts.repeats"), `×${1 + (rec.repeats || 0)} · ${formatTime(rec.last_seen_at)}`],
     [t("alerts.source"), `${rec.source?.unit} · ${rec.source?.alert_id}`],
     [t("board.deadline"), deadlineLine(rec.deadline)],
