@@ -5,7 +5,7 @@
 import { get, procedure } from "../api.js";
 import { h, s, clear, formatTime } from "../dom.js";
 import { t, label } from "../i18n.js";
-import { COUNTIES, stateBadge, timeLeft, deadlineLine, panel, pairs, select } from "./common.js";
+import { COUNTIES, timeLeft, deadlineLine, panel, pairs, select } from "./common.js";
 import { actionsPanel, timelinePanel } from "./parts.js";
 
 const REFRESH_MS = 3000;
@@ -59,10 +59,16 @@ export async function alertsView([id], ctx) {
   const el = h("div", { class: "alerts" },
     h("div", { class: "page-head" }, h("h1", {}, t("alerts.title"))),
     banner, bar,
-    h("div", { class: "columns" },
+    h("div", { class: "alerts-grid" },
       h("div", { class: "col" }, panel(t("alerts.wall"), wall)),
       h("div", { class: "col" }, panel(t("alerts.map"), map))));
   return { el, cleanup: () => clearInterval(timer) };
+}
+
+/** A task's state in the words of alert_task.yaml (not another procedure's "acknowledged"). */
+function stateBadge(state, fullTitle) {
+  return h("span", { class: ["badge", `state-${state}`], title: fullTitle || null, dataset: { state } },
+    label("alert_state", state));
 }
 
 function overdue(r) {
