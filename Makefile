@@ -58,8 +58,9 @@ contracts: venv ## regenerate contracts/ (JSON Schemas, AsyncAPI) from the code
 lint: venv ## ruff
 	$(BIN)/ruff check shared services tests
 
-bench: venv servers ## events/s and latency vs the broker's ceiling, board at 1M (~3 min; ARGS=--help)
+bench: venv servers ## events/s, latency, board at 1M, then history (sweep, statistics) at 100k (ARGS=--smoke|--full|--help)
 	$(BIN)/python -m bench $(ARGS)
+	$(BIN)/python -m bench.history $(filter --smoke --full,$(ARGS))
 
 clean: ## remove the virtual environment and local data
 	rm -rf $(VENV) var

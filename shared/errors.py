@@ -69,6 +69,13 @@ class IdempotencyConflict(Rejected):
     http_status = 409
 
 
+@deserialize_to_instance
+class NotReady(Rejected):
+    """The service cannot answer this yet and says what an operator must do first."""
+    code = "not_ready"
+    http_status = 503
+
+
 def bounded(value, field: str, low: int, high: int) -> int:
     """An integer parameter within [low, high], or InvalidInput naming the field."""
     try:

@@ -73,6 +73,9 @@ class HandoffStore:
         Index(f"ix_{service}_handoffs_state_due", self.handoffs.c.state,
               self.handoffs.c.deadline_due)
         Index(f"ix_{service}_handoffs_case_number", self.handoffs.c.case_number)
+        # a period's records (the centres' assessment) without reading every year's
+        Index(f"ix_{service}_handoffs_kind_created", self.handoffs.c.kind,
+              self.handoffs.c.created_at)
         self.steps = Table(
             "handoff_steps", self.metadata,
             Column("handoff_id", String(36), primary_key=True),

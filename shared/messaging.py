@@ -76,12 +76,22 @@ def messaging_tables(metadata: MetaData) -> dict[str, Table]:
 
 def stage(session, metadata: MetaData, envelope: dict) -> None:
     """Write an event to the outbox inside the caller's transaction."""
+    stage_many(session, metadata, [envelope])
+
+
+def stage_many(session, metadata: MetaData, envelopes: list[dict]) -> None:
+    """Write events to the outbox inside the caller's transaction, in one statement."""
+    if not envelopes:
+        return
     outbox = messaging_tables(metadata)["outbox"]
-    envelope = signing.sign(envelope)   # the issuer signs what it stages
-    session.execute(_insert(outbox), {
-        "event_id": envelope["id"], "type": envelope["type"], "subject": envelope["subject"],
-        "routing_key": envelope["type"], "body": env.encode(envelope).decode("utf-8"),
-        "created_at": utcnow()})
+    now = utcnow()
+    rows = []
+    for envelope in envelopes:
+        envelope = signing.sign(envelope)   # the issuer signs what it stages
+        rows.append({"event_id": envelope["id"], "type": envelope["type"],
+                     "subject": envelope["subject"], "routing_key": envelope["type"],
+                     "body": env.encode(envelope).decode("utf-8"), "created_at": now})
+    session.execute(_insert(outbox), rows)
 
 
 @lru_cache(maxsize=64)

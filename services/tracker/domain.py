@@ -2,7 +2,6 @@
 alerts are due, and the statistics over handoffs and their timelines."""
 from __future__ import annotations
 
-import statistics
 from collections import defaultdict
 from datetime import datetime, timedelta
 
@@ -69,50 +68,51 @@ def _rate(numerator: int, denominator: int) -> float | None:
     return round(numerator / denominator, 4) if denominator else None
 
 
-def statistics_of(handoffs: list[dict], steps: list[dict], group_by: str) -> list[dict]:
-    """Counts, filing/acceptance rates and hours per step, grouped by ``group_by``
-    (month, county, domain, agency or kind). ``steps`` are timeline rows."""
-    def key_of(h: dict) -> str:
-        if group_by == "month":
-            return h["created_at"][:7]
-        if group_by == "agency":
-            return h.get("counterpart_agency") or "transport"
-        return h.get(group_by) or "-"
+AGENCY = {"criminal_referral": "police", "market_referral": "market_regulation",
+          "joint_action": "command", "assistance_request": "command",
+          "alert_task": "command"}
 
-    groups: dict[str, dict] = defaultdict(lambda: {"count": 0, "open": 0, "overdue": 0,
-                                                   "by_state": defaultdict(int)})
-    group_of = {}
-    for h in handoffs:
-        g = groups[key_of(h)]
-        group_of[h["handoff_id"]] = key_of(h)
-        g["count"] += 1
-        g["open"] += int(h["open"])
-        g["overdue"] += int(bool(h.get("overdue")))
-        g["by_state"][h["state"]] += 1
-    commands: dict[str, dict] = defaultdict(lambda: defaultdict(int))
-    durations: dict[str, dict] = defaultdict(lambda: defaultdict(list))
-    previous: dict[str, datetime] = {}
-    for s in sorted(steps, key=lambda s: (s["handoff_id"], s["step"])):
-        key = group_of.get(s["handoff_id"])
-        if key is None:
+
+def statistics_from(parts: dict, group_by: str) -> list[dict]:
+    """Counts, filing/acceptance rates and hours per step, grouped by ``group_by``
+    (month, county, domain, agency or kind), from the grouped rows the store sums:
+    ``cases`` (group, state, open, n), ``steps`` (group, command, n, timed, hours) and
+    ``overdue`` (group, n). Rows of one group may come in several parts (counters and
+    live rows): they add up. For ``agency`` the store groups by kind."""
+    def key_of(value) -> str:
+        if group_by == "agency":
+            return AGENCY.get(value) or "transport"
+        return value or "-"
+
+    groups: dict[str, dict] = defaultdict(lambda: {
+        "count": 0, "open": 0, "overdue": 0, "by_state": defaultdict(int),
+        "commands": defaultdict(int), "timed": defaultdict(int),
+        "hours": defaultdict(float)})
+    for value, state, is_open, n in parts["cases"]:
+        if not n:
             continue
-        commands[key][s["command"]] += 1
-        at = datetime.fromisoformat(s["at"])
-        if s["handoff_id"] in previous:
-            hours = (at - previous[s["handoff_id"]]).total_seconds() / 3600
-            durations[key][s["command"]].append(hours)
-        previous[s["handoff_id"]] = at
+        g = groups[key_of(value)]
+        g["count"] += n
+        g["open"] += n if is_open else 0
+        g["by_state"][state] += n
+    for value, command, n, timed, hours in parts["steps"]:
+        g = groups[key_of(value)]
+        g["commands"][command] += n
+        g["timed"][command] += timed or 0
+        g["hours"][command] += hours or 0.0
+    for value, n in parts["overdue"]:
+        groups[key_of(value)]["overdue"] += n
     out = []
     for key, g in sorted(groups.items()):
-        c = commands[key]
-        decided = c["file"] + c["not_file"]
-        answered = c["accept"] + c["return"]
+        if not g["count"]:
+            continue
+        c = g["commands"]
         out.append({
             group_by: key, "count": g["count"], "open": g["open"], "overdue": g["overdue"],
-            "by_state": dict(g["by_state"]),
-            "filing_rate": _rate(c["file"], decided),
-            "acceptance_rate": _rate(c["accept"], answered),
-            "hours_per_step": {cmd: round(statistics.mean(v), 2)
-                               for cmd, v in sorted(durations[key].items())},
+            "by_state": {s: n for s, n in sorted(g["by_state"].items()) if n},
+            "filing_rate": _rate(c["file"], c["file"] + c["not_file"]),
+            "acceptance_rate": _rate(c["accept"], c["accept"] + c["return"]),
+            "hours_per_step": {cmd: round(g["hours"][cmd] / t, 2)
+                               for cmd, t in sorted(g["timed"].items()) if t},
         })
     return out

@@ -12,7 +12,7 @@ from services.tracker import domain
 from services.tracker import outcomes as oc
 from services.tracker import store as st
 from shared.auth import require_role, verify_token
-from shared.errors import InvalidInput, NotAllowed, NotFound, bounded
+from shared.errors import InvalidInput, NotAllowed, NotFound, NotReady, bounded
 from shared.logging import configure_logging
 from shared.messaging import backlog
 from shared.nameko_ext import Database, OutboxRelay, on_events, rpc
@@ -24,12 +24,31 @@ check_startup("tracker")   # production: no start without fit token keys
 CONSUMER = "tracker.events"
 SWEEP_SECONDS = float(os.environ.get("TRACKER_SWEEP_SECONDS", "10"))
 BATCH = int(os.environ.get("TRACKER_BATCH", "200"))   # events applied per transaction
+SWEEP_LIMIT = int(os.environ.get("TRACKER_SWEEP_LIMIT", "5000"))   # alerts per sweep at most
 APPROACHING = timedelta(hours=float(os.environ.get("TRACKER_APPROACHING_HOURS", "24")))
 GROUPS = ("month", "county", "domain", "agency", "kind")
 
 
 def _now() -> datetime:
     return datetime.now(timezone.utc)
+
+
+_READY: list[bool] = []     # this process found the derived tables filled
+
+
+def _derived_ready(session) -> bool:
+    if not _READY and st.derived_ready(session):
+        _READY.append(True)
+    return bool(_READY)
+
+
+def _day(value, field):
+    """A statistics bound: a whole UTC day (the counters are kept per day)."""
+    parsed = _date(value, field)
+    if parsed is not None and parsed.astimezone(timezone.utc).time() != datetime.min.time():
+        raise InvalidInput(f"{field} must be a whole day",
+                           {field: ["use YYYY-MM-DD: statistics count whole UTC days"]})
+    return parsed
 
 
 def _date(value, field):
@@ -58,6 +77,7 @@ class TrackerService:
         come back on its queue too and are skipped (an empty batch touches nothing)."""
         handoff_events = [e for e in envelopes if not e["type"].startswith("deadline.")]
         with self.db.transaction() as s:
+            _derived_ready(s)     # before the first event: a new database counts from it
             counts = st.apply_batch(s, handoff_events, CONSUMER)
         return {**counts, "skipped": len(envelopes) - len(handoff_events)}
 
@@ -67,12 +87,13 @@ class TrackerService:
         return self.sweep_now()
 
     def sweep_now(self, now=None) -> int:
+        """One sweep: only the handoffs whose next alert is due are read (their alert
+        clocks), so a sweep with nothing new to raise costs one index probe."""
         now = now or _now()
-        raised = 0
         with self.db.transaction() as s:
-            rows = st.open_with_deadline(s, now + APPROACHING)
-            for row, level in domain.due_alerts(rows, now, APPROACHING):
-                raised += st.raise_alert(s, row, level, now) is not None
+            if not _derived_ready(s):
+                return 0          # health says: run `liandong rebuild-tracker` once
+            raised = st.sweep(s, now, APPROACHING, SWEEP_LIMIT)
         return raised
 
     @rpc
@@ -104,10 +125,14 @@ class TrackerService:
         actor = verify_token(token)
         if group_by not in GROUPS:
             raise InvalidInput("unknown grouping", {"group_by": [f"one of: {', '.join(GROUPS)}"]})
+        start, end = _day(start, "start"), _day(end, "end")
         with self.db.session() as s:
-            rows, steps = st.all_for_statistics(s, _date(start, "start"), _date(end, "end"))
-        rows = [r for r in rows if domain.can_view(actor, r)]
-        return domain.statistics_of(rows, steps, group_by)
+            if not _derived_ready(s):
+                raise NotReady("the statistics counters of this version are not filled yet",
+                               {"tracker": ["an operator runs `liandong rebuild-tracker` "
+                                            "once after the upgrade"]})
+            parts = st.statistics(s, group_by, start, end, _now(), actor)
+        return domain.statistics_from(parts, group_by)
 
     @rpc
     def outcomes(self, token, group_by="county", start=None, end=None):
@@ -144,4 +169,10 @@ class TrackerService:
 
     @rpc
     def health(self):
-        return {"service": self.name, "outbox": backlog(self.db)}
+        with self.db.session() as s:
+            ready = _derived_ready(s)
+        out = {"service": self.name, "outbox": backlog(self.db)}
+        if not ready:
+            out["warnings"] = ["statistics counters and alert clocks are not filled for "
+                               "this version: run `liandong rebuild-tracker` once"]
+        return out

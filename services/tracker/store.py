@@ -11,6 +11,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     DateTime,
+    Float,
     Index,
     Integer,
     MetaData,
@@ -31,14 +32,12 @@ from services.tracker import domain
 from services.tracker import outcomes as oc
 from shared import envelope as env
 from shared.db import Store
-from shared.messaging import claim_many, messaging_tables, stage
+from shared.messaging import claim_many, messaging_tables, stage_many
 from shared.procedure import Procedure
 
 SERVICE = "tracker"
 SOURCE = "/wenzhou/coordination/tracker"
-KIND_AGENCY = {"criminal_referral": "police", "market_referral": "market_regulation",
-               "joint_action": "command", "assistance_request": "command",
-               "alert_task": "command"}
+KIND_AGENCY = domain.AGENCY
 
 metadata = MetaData()
 handoffs = Table(
@@ -122,6 +121,66 @@ subject_locks = Table(
 )
 outcomes = oc.define(metadata)   # criminal referrals' milestones (services/tracker/outcomes.py)
 
+# The deadline sweep's work list (issue 21): one row per open handoff whose current
+# deadline is binding and has an alert still to raise, with the level it raises next.
+# The sweep reads only the rows whose next alert is due (an index range on the level and
+# the due time), so its cost is the number of new alerts, not the backlog of overdue cases.
+alert_clocks = Table(
+    "alert_clocks", metadata,
+    Column("handoff_id", String(64), primary_key=True),
+    Column("deadline_id", String(60), nullable=False),
+    Column("due", DateTime(timezone=True), nullable=False),
+    Column("deadline", JSON, nullable=False),
+    Column("next_level", String(20), nullable=False),   # approaching | breached
+)
+Index("ix_tracker_alert_clocks", alert_clocks.c.next_level, alert_clocks.c.due)
+
+# Statistics kept as counters while events are applied (issue 21), so a statistics view
+# reads a few thousand counter rows instead of every handoff and step of all years.
+# Keys: the day the handoff was created (UTC, 'YYYY-MM-DD'), its county, domain and kind
+# ('' where a handoff has none: key columns cannot be NULL).
+_STATS_KEY = ("day", "county", "domain", "kind")
+stats_cases = Table(
+    "stats_cases", metadata,   # handoffs by key and current state
+    *(Column(c, String(40), primary_key=True) for c in _STATS_KEY),
+    Column("state", String(40), primary_key=True),
+    Column("open", Boolean, primary_key=True),
+    Column("n", Integer, nullable=False),
+)
+stats_steps = Table(
+    "stats_steps", metadata,   # steps by key and command, with hours since the previous one
+    *(Column(c, String(40), primary_key=True) for c in _STATS_KEY),
+    Column("command", String(40), primary_key=True),
+    Column("n", Integer, nullable=False),
+    Column("timed", Integer, nullable=False),      # steps that have a previous step
+    Column("hours", Float, nullable=False),        # sum of their hours since it
+)
+# the same counters per unit named in the handoff (handoff_units): what a unit, and a
+# county centre beyond its county's referrals, sees is counted without reading history
+unit_stats_cases = Table(
+    "unit_stats_cases", metadata,
+    Column("unit", String(100), primary_key=True),
+    *(Column(c, String(40), primary_key=True) for c in _STATS_KEY),
+    Column("state", String(40), primary_key=True),
+    Column("open", Boolean, primary_key=True),
+    Column("n", Integer, nullable=False),
+)
+unit_stats_steps = Table(
+    "unit_stats_steps", metadata,
+    Column("unit", String(100), primary_key=True),
+    *(Column(c, String(40), primary_key=True) for c in _STATS_KEY),
+    Column("command", String(40), primary_key=True),
+    Column("n", Integer, nullable=False),
+    Column("timed", Integer, nullable=False),
+    Column("hours", Float, nullable=False),
+)
+tracker_meta = Table(
+    "tracker_meta", metadata,   # which derived tables this database has been filled for
+    Column("key", String(60), primary_key=True),
+    Column("value", String(200), nullable=False),
+)
+DERIVED_VERSION = ("derived", "issue-21/2")   # alert clocks + statistics counters
+
 
 def _is_open(kind: str, state: str) -> bool:
     try:
@@ -186,10 +245,17 @@ def apply_batch(session, envelopes: list[dict], consumer: str) -> dict[str, int]
     subjects = sorted({e["subject"] for e in fresh})
     state = {r.handoff_id: {"step": r.step, "units": set(r.units or []), "search": r.search,
                             "domain": r.domain, "exists": True,
-                            "named_before": set(r.units or [])}
+                            "named_before": set(r.units or []),
+                            "counted": (_stats_key(r.created_at, r.county, r.domain, r.kind),
+                                        r.state, r.open),
+                            "created_at": _utc(r.created_at), "last_at": _utc(r.updated_at),
+                            "stored_step": r.step}
              for r in session.execute(select(handoffs.c.handoff_id, handoffs.c.step,
                                              handoffs.c.units, handoffs.c.search,
-                                             handoffs.c.domain)
+                                             handoffs.c.domain, handoffs.c.created_at,
+                                             handoffs.c.county, handoffs.c.kind,
+                                             handoffs.c.state, handoffs.c.open,
+                                             handoffs.c.updated_at)
                                       .where(handoffs.c.handoff_id.in_(subjects)))}
     waiting = {(r.subject, r.sequence): r.envelope for r in session.execute(
         select(parked.c.subject, parked.c.sequence, parked.c.envelope)
@@ -197,12 +263,15 @@ def apply_batch(session, envelopes: list[dict], consumer: str) -> dict[str, int]
     stored_parked = set(waiting)
     rows: dict[str, dict] = {}
     steps: list[dict] = []
+    step_counts: dict[str, list] = {}      # subject -> [(key, timed, hours)] of this batch
     new_parked: dict[tuple, dict] = {}
     for e in fresh:
         subject, seq = e["subject"], e["sequence"]
         cur = state.setdefault(subject, {"step": 0, "units": set(), "search": "",
                                          "domain": None, "exists": False,
-                                         "named_before": set()})
+                                         "named_before": set(), "counted": None,
+                                         "created_at": None, "last_at": None,
+                                         "stored_step": 0})
         if cur["step"] >= seq:
             counts["stale"] += 1
             continue
@@ -211,21 +280,25 @@ def apply_batch(session, envelopes: list[dict], consumer: str) -> dict[str, int]
                 waiting[(subject, seq)] = new_parked[(subject, seq)] = e
             counts["parked"] += 1
             continue
-        _apply_in_memory(cur, rows, steps, e)
+        _apply_in_memory(cur, rows, steps, e, step_counts)
         counts["applied"] += 1
         while (subject, cur["step"] + 1) in waiting:   # successors that came early
             key = (subject, cur["step"] + 1)
-            _apply_in_memory(cur, rows, steps, waiting.pop(key))
+            _apply_in_memory(cur, rows, steps, waiting.pop(key), step_counts)
             new_parked.pop(key, None)
     _write(session, state, rows, steps, new_parked,
            [k for k in stored_parked if k not in waiting])
     oc.write(session, outcomes, steps)
+    _count(session, state, rows, step_counts)
+    _set_clocks(session, rows)
     return counts
 
 
-def _apply_in_memory(cur: dict, rows: dict, steps: list, envelope: dict) -> None:
+def _apply_in_memory(cur: dict, rows: dict, steps: list, envelope: dict,
+                     step_counts: dict) -> None:
     data, seq, subject = envelope["data"], envelope["sequence"], envelope["subject"]
     at = datetime.fromisoformat(data["at"])
+    created_at = cur["created_at"] = cur["created_at"] or at
     deadline = data.get("deadline")
     cur["units"] |= domain.units_of(data)
     cur["search"] = " ".join(filter(None, [cur["search"], _search_text(data)]))[:1000]
@@ -242,6 +315,11 @@ def _apply_in_memory(cur: dict, rows: dict, steps: list, envelope: dict) -> None
                 "deadline": deadline,
                 "deadline_due": datetime.fromisoformat(deadline["due"]) if deadline else None,
                 "search": cur["search"], "updated_at": at})
+    key = (*_stats_key(created_at, data.get("county"), cur["domain"], data["kind"]),
+           data["command"])
+    hours = (at - cur["last_at"]).total_seconds() / 3600 if cur["last_at"] else None
+    step_counts.setdefault(subject, []).append((key, hours))
+    cur["last_at"] = at
     steps.append({"handoff_id": subject, "step": seq, "event_id": envelope["id"],
                   "type": envelope["type"], "command": data["command"],
                   "state": data["state"], "actor": envelope.get("actor"),
@@ -271,6 +349,150 @@ def _write(session, state, rows, steps, new_parked, unparked) -> None:
             for (s, q), e in new_parked.items()])
     if unparked:
         session.execute(_DELETE_PARKED, [{"_subject": s, "_sequence": q} for s, q in unparked])
+
+
+def _stats_key(created_at: datetime, county, domain_, kind) -> tuple[str, str, str, str]:
+    return (_utc(created_at).astimezone(timezone.utc).date().isoformat(), county or "",
+            domain_ or "", kind or "")
+
+
+def _add(session, table: Table, keys: tuple[str, ...], deltas: dict[tuple, list],
+         values: tuple[str, ...]) -> None:
+    """Add ``deltas`` (key -> amounts) to the counters of ``table`` in one statement,
+    in key order (two batches touching the same counters lock them in the same order)."""
+    if not deltas:
+        return
+    if session.bind.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as upsert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as upsert
+    statement = upsert(table)
+    statement = statement.on_conflict_do_update(
+        index_elements=list(keys),
+        set_={v: table.c[v] + statement.excluded[v] for v in values})
+    session.execute(statement, [
+        {**dict(zip(keys, key, strict=True)), **dict(zip(values, amounts, strict=True))}
+        for key, amounts in sorted(deltas.items())])
+
+
+def _step_deltas(contributions, units=(None,)) -> dict[tuple, list]:
+    """Counter deltas of steps ((key, hours since the previous step or None)), for each
+    of ``units`` (None: the city-wide counters)."""
+    deltas: dict[tuple, list] = {}
+    for key, hours in contributions:
+        for unit in units:
+            counter = deltas.setdefault(key if unit is None else (unit, *key), [0, 0, 0.0])
+            counter[0] += 1
+            if hours is not None:
+                counter[1] += 1
+                counter[2] += hours
+    return deltas
+
+
+def _stored_steps(session, state: dict, rows: dict, subjects: list[str]) -> dict[str, list]:
+    """The contributions of the steps stored before this batch, for handoffs that name
+    a new unit (it sees their whole history). Keyed as the handoff is keyed now."""
+    if not subjects:
+        return {}
+    found: dict[str, list] = {}
+    last: dict[str, datetime] = {}
+    query = (select(timeline.c.handoff_id, timeline.c.step, timeline.c.command, timeline.c.at)
+             .where(timeline.c.handoff_id.in_(subjects)).order_by(timeline.c.handoff_id,
+                                                                  timeline.c.step))
+    for r in session.execute(query):
+        if r.step > state[r.handoff_id]["stored_step"]:
+            continue
+        at = _utc(r.at)
+        hours = (at - last[r.handoff_id]).total_seconds() / 3600 \
+            if r.handoff_id in last else None
+        last[r.handoff_id] = at
+        row = rows[r.handoff_id]
+        key = _stats_key(state[r.handoff_id]["created_at"], row["county"], row["domain"],
+                         row["kind"])
+        found.setdefault(r.handoff_id, []).append(((*key, r.command), hours))
+    return found
+
+
+def _count(session, state: dict, rows: dict, step_counts: dict) -> None:
+    """Keep the counters: move each changed handoff from its old (key, state, open) to
+    its new one, city-wide and for every unit it names; add this batch's steps; and give
+    a newly named unit the handoff's earlier steps too (it now sees them)."""
+    cases: dict[tuple, list] = {}
+    unit_cases: dict[tuple, list] = {}
+    for subject, row in rows.items():
+        cur = state[subject]
+        new = (*_stats_key(cur["created_at"], row["county"], row["domain"], row["kind"]),
+               row["state"], row["open"])
+        old = cur["counted"]
+        old = (*old[0], old[1], old[2]) if old else None
+        for unit in sorted(cur["units"]):
+            if unit in cur["named_before"]:
+                if old == new:
+                    continue
+                unit_cases.setdefault((unit, *old), [0])[0] -= 1
+            unit_cases.setdefault((unit, *new), [0])[0] += 1
+        if old == new:
+            continue
+        if old is not None:
+            cases.setdefault(old, [0])[0] -= 1
+        cases.setdefault(new, [0])[0] += 1
+    renamed = sorted(s for s in rows if state[s]["exists"]
+                     and state[s]["units"] - state[s]["named_before"])
+    unit_steps: dict[tuple, list] = {}
+    for subject, contributions in _stored_steps(session, state, rows, renamed).items():
+        new_units = sorted(state[subject]["units"] - state[subject]["named_before"])
+        _merge(unit_steps, _step_deltas(contributions, new_units))
+    steps: dict[tuple, list] = {}
+    for subject, contributions in step_counts.items():
+        _merge(steps, _step_deltas(contributions))
+        _merge(unit_steps, _step_deltas(contributions, sorted(state[subject]["units"])))
+    case_keys, step_keys = (*_STATS_KEY, "state", "open"), (*_STATS_KEY, "command")
+    _add(session, stats_cases, case_keys, {k: v for k, v in cases.items() if v[0]}, ("n",))
+    _add(session, stats_steps, step_keys, steps, ("n", "timed", "hours"))
+    _add(session, unit_stats_cases, ("unit", *case_keys),
+         {k: v for k, v in unit_cases.items() if v[0]}, ("n",))
+    _add(session, unit_stats_steps, ("unit", *step_keys), unit_steps, ("n", "timed", "hours"))
+
+
+def _merge(into: dict[tuple, list], deltas: dict[tuple, list]) -> None:
+    for key, amounts in deltas.items():
+        counter = into.setdefault(key, [0] * len(amounts))
+        for i, amount in enumerate(amounts):
+            counter[i] += amount
+
+
+def _binding(row: dict) -> dict | None:
+    deadline = row.get("deadline")
+    if row.get("open") and deadline and deadline.get("obligation", "must") == "must":
+        return deadline
+    return None
+
+
+def _set_clocks(session, rows: dict) -> None:
+    """Keep each changed handoff's alert clock on its current binding deadline: a new
+    deadline starts at 'approaching', the same deadline keeps its level, none removes it."""
+    if not rows:
+        return
+    current = {r.handoff_id: (r.deadline_id, r.due) for r in session.execute(
+        select(alert_clocks.c.handoff_id, alert_clocks.c.deadline_id, alert_clocks.c.due)
+        .where(alert_clocks.c.handoff_id.in_(list(rows))))}
+    gone, new = [], []
+    for subject, row in rows.items():
+        deadline = _binding(row)
+        due = datetime.fromisoformat(deadline["due"]) if deadline else None
+        old = current.get(subject)
+        if old is not None and deadline is not None and old[0] == deadline["id"] \
+                and _utc(old[1]) == due:
+            continue
+        if old is not None:
+            gone.append(subject)
+        if deadline is not None:
+            new.append({"handoff_id": subject, "deadline_id": deadline["id"], "due": due,
+                        "deadline": deadline, "next_level": "approaching"})
+    if gone:
+        session.execute(delete(alert_clocks).where(alert_clocks.c.handoff_id.in_(gone)))
+    if new:
+        session.execute(insert(alert_clocks), new)
 
 
 def _plain(row, now: datetime | None = None) -> dict:
@@ -343,54 +565,168 @@ def board(session, now: datetime, *, kind=None, county=None, agency=None, domain
     return [_plain(r, now) for r in session.execute(query).mappings()]
 
 
-def open_with_deadline(session, until: datetime) -> list[dict]:
-    query = select(handoffs).where(handoffs.c.open.is_(True),
-                                   handoffs.c.deadline_due.is_not(None),
-                                   handoffs.c.deadline_due <= until)
-    return [dict(r) for r in session.execute(query).mappings()]
+def due_clocks(session, now: datetime, window, limit: int = 5000) -> list[dict]:
+    """The handoffs whose next deadline alert is due (at most ``limit``, earliest first):
+    'approaching' clocks due within ``window``, 'breached' clocks past due. Each row has
+    the handoff's fields an alert carries and its deadline. Two index ranges (one per
+    level), not an OR that PostgreSQL may answer by reading every clock."""
+    out: list[dict] = []
+    for level, until in (("breached", now), ("approaching", now + window)):
+        query = (select(alert_clocks.c.handoff_id, alert_clocks.c.deadline,
+                        alert_clocks.c.next_level, alert_clocks.c.due, handoffs.c.kind,
+                        handoffs.c.case_number, handoffs.c.county, handoffs.c.owner_unit,
+                        handoffs.c.counterpart_unit, handoffs.c.state, handoffs.c.open)
+                 .join(handoffs, handoffs.c.handoff_id == alert_clocks.c.handoff_id)
+                 .where(alert_clocks.c.next_level == level, alert_clocks.c.due <= until)
+                 .order_by(alert_clocks.c.due).limit(limit - len(out)))
+        out += [dict(r) for r in session.execute(query).mappings()]
+        if len(out) >= limit:
+            break
+    return sorted(out, key=lambda r: _utc(r["due"]))
 
 
-def raise_alert(session, row: dict, level: str, now: datetime) -> dict | None:
-    """Record and stage one deadline alert; None if it was raised before."""
-    deadline = row["deadline"]
-    key = {"handoff_id": row["handoff_id"], "deadline_id": deadline["id"],
-           "due": deadline["due"], "level": level}
-    if session.execute(select(alerts.c.event_id).filter_by(**key)).first():
-        return None
-    count = session.execute(select(func.count()).where(
-        alerts.c.handoff_id == row["handoff_id"])).scalar()
-    due = datetime.fromisoformat(deadline["due"])
-    envelope = env.make_envelope(
-        event_type=f"deadline.{level}.v1", source=SOURCE,
-        subject=f"{row['handoff_id']}/deadlines", sequence=count + 1, time=now,
-        data={"handoff_id": row["handoff_id"], "kind": row["kind"],
-              "case_number": row["case_number"], "county": row["county"],
-              "owner_unit": row["owner_unit"], "counterpart_unit": row["counterpart_unit"],
-              "state": row["state"], "level": level, "deadline": deadline,
-              "seconds_left": int((due - now).total_seconds())})
-    session.execute(insert(alerts).values(**key, raised_at=now, event_id=envelope["id"]))
-    stage(session, metadata, envelope)
-    return envelope
+def advance_clocks(session, raised: list[tuple[dict, str]]) -> None:
+    """After alerts of ``raised`` (row, level): a breach ends the clock, an approach
+    leaves the breach to come."""
+    ended = [row["handoff_id"] for row, level in raised if level == "breached"]
+    waiting = [row["handoff_id"] for row, level in raised if level == "approaching"]
+    if ended:
+        session.execute(delete(alert_clocks).where(alert_clocks.c.handoff_id.in_(ended)))
+    if waiting:
+        session.execute(update(alert_clocks).where(alert_clocks.c.handoff_id.in_(waiting))
+                        .values(next_level="breached"))
 
 
-def all_for_statistics(session, start=None, end=None) -> tuple[list[dict], list[dict]]:
-    query = select(handoffs)
+def sweep(session, now: datetime, window, limit: int = 5000) -> int:
+    """Raise the deadline alerts now due (at most ``limit``; the rest next time): the
+    rule is ``domain.due_alerts``, the rows only those whose alert clock is due."""
+    due = domain.due_alerts(due_clocks(session, now, window, limit), now, window)
+    raised = raise_alerts(session, due, now)
+    advance_clocks(session, due)
+    return len(raised)
+
+
+def raise_alerts(session, due: list[tuple[dict, str]], now: datetime) -> list[dict]:
+    """Record and stage the deadline alerts of ``due`` ((row, level)) not raised before
+    (one alert per handoff, deadline, due time and level, ever), in a constant number of
+    statements; their envelopes."""
+    if not due:
+        return []
+    ids = sorted({row["handoff_id"] for row, _ in due})
+    seen, count = set(), {}
+    for i in range(0, len(ids), 1000):
+        chunk = ids[i:i + 1000]
+        for r in session.execute(select(alerts.c.handoff_id, alerts.c.deadline_id,
+                                        alerts.c.due, alerts.c.level)
+                                 .where(alerts.c.handoff_id.in_(chunk))):
+            seen.add(tuple(r))
+            count[r.handoff_id] = count.get(r.handoff_id, 0) + 1
+    records, envelopes = [], []
+    for row, level in due:
+        deadline = row["deadline"]
+        key = (row["handoff_id"], deadline["id"], deadline["due"], level)
+        if key in seen:
+            continue
+        seen.add(key)
+        count[row["handoff_id"]] = sequence = count.get(row["handoff_id"], 0) + 1
+        seconds_left = int((datetime.fromisoformat(deadline["due"]) - now).total_seconds())
+        envelope = env.make_envelope(
+            event_type=f"deadline.{level}.v1", source=SOURCE,
+            subject=f"{row['handoff_id']}/deadlines", sequence=sequence, time=now,
+            data={"handoff_id": row["handoff_id"], "kind": row["kind"],
+                  "case_number": row["case_number"], "county": row["county"],
+                  "owner_unit": row["owner_unit"],
+                  "counterpart_unit": row["counterpart_unit"], "state": row["state"],
+                  "level": level, "deadline": deadline, "seconds_left": seconds_left})
+        records.append(dict(zip(("handoff_id", "deadline_id", "due", "level"), key,
+                                strict=True), raised_at=now, event_id=envelope["id"]))
+        envelopes.append(envelope)
+    if records:
+        session.execute(insert(alerts), records)
+        stage_many(session, metadata, envelopes)
+    return envelopes
+
+
+def _day(session, column):
+    """SQL: the UTC day ('YYYY-MM-DD') of a timestamp column."""
+    if session.bind.dialect.name == "postgresql":
+        return func.to_char(func.timezone("UTC", column), "YYYY-MM-DD")
+    return func.substr(column, 1, 10)    # SQLite keeps UTC text 'YYYY-MM-DD HH:MM:SS'
+
+
+def _group(column, group_by: str):
+    """The grouping expression over a 'YYYY-MM-DD' day column or a key column."""
+    if group_by == "month":
+        return func.substr(column, 1, 7)
+    return column
+
+
+def _counter_parts(session, group_by: str, start, end, cases_table, steps_table,
+                   where) -> tuple[list, list]:
+    """(cases, steps) from counters: (group, state, open, n) and
+    (group, command, n, timed, hours), for the days in [start, end) and ``where``."""
+    def ranged(table, query):
+        if start:
+            query = query.where(table.c.day >= start.date().isoformat())
+        if end:
+            query = query.where(table.c.day < end.date().isoformat())
+        return query.where(*where(table))
+
+    column = "day" if group_by == "month" else ("kind" if group_by == "agency" else group_by)
+    g = _group(cases_table.c[column], group_by)
+    cases = session.execute(ranged(cases_table, select(
+        g, cases_table.c.state, cases_table.c.open, func.sum(cases_table.c.n))
+        .group_by(g, cases_table.c.state, cases_table.c.open))).all()
+    g = _group(steps_table.c[column], group_by)
+    steps = session.execute(ranged(steps_table, select(
+        g, steps_table.c.command, func.sum(steps_table.c.n), func.sum(steps_table.c.timed),
+        func.sum(steps_table.c.hours)).group_by(g, steps_table.c.command))).all()
+    return [tuple(r) for r in cases], [tuple(r) for r in steps]
+
+
+def statistics(session, group_by: str, start, end, now: datetime, actor=None) -> dict:
+    """The parts of the statistics view ``group_by`` over the handoffs created in
+    [start, end) that ``actor`` may see (``domain.can_view``'s rule, on counters):
+    {"cases", "steps", "overdue"} rows for ``domain.statistics_from``. All-seeing roles
+    read the city-wide counters; a unit its own (the handoffs that name it); a county
+    centre or agency head the city-wide ones of its county's county-wide kinds plus its
+    own for the rest. Overdue (open and past due: it changes with the clock) is counted
+    live over the open handoffs' deadline index."""
+    visible = visible_to(actor) if actor is not None else None
+    if visible is None:
+        cases, steps = _counter_parts(session, group_by, start, end, stats_cases,
+                                      stats_steps, lambda t: ())
+    else:
+        def county_wide(t):   # never NULL (NOT of NULL would drop a row): coalesce
+            out = [t.c.kind.in_(domain.COUNTY_WIDE_KINDS)]
+            return out + ([func.coalesce(t.c.county, "") == actor.county]
+                          if actor.county else [])
+
+        def named(t):
+            out = [t.c.unit == actor.unit]
+            if actor.role != "county_command":
+                out.append(t.c.kind != "assistance_request")
+            if actor.role in domain.COUNTY_ROLES:
+                out.append(~and_(*county_wide(t)))
+            return out
+        cases, steps = _counter_parts(session, group_by, start, end, unit_stats_cases,
+                                      unit_stats_steps, named)
+        if actor.role in domain.COUNTY_ROLES:
+            more_cases, more_steps = _counter_parts(session, group_by, start, end,
+                                                    stats_cases, stats_steps, county_wide)
+            cases, steps = cases + more_cases, steps + more_steps
+    column = _day(session, handoffs.c.created_at) if group_by == "month" else (
+        handoffs.c.kind if group_by == "agency" else handoffs.c[group_by])
+    g = _group(column, group_by) if group_by == "month" else func.coalesce(column, "")
+    late = [handoffs.c.open.is_(True), handoffs.c.deadline_due < now]
+    if visible is not None:
+        late.append(visible)
     if start:
-        query = query.where(handoffs.c.created_at >= start)
+        late.append(handoffs.c.created_at >= start)
     if end:
-        query = query.where(handoffs.c.created_at < end)
-    rows = [_plain(r) for r in session.execute(query).mappings()]
-    now = datetime.now(timezone.utc)
-    for r in rows:
-        due = r.get("deadline_due")
-        r["overdue"] = bool(r["open"] and due and datetime.fromisoformat(due) < now)
-    ids = [r["handoff_id"] for r in rows]
-    steps = []
-    for i in range(0, len(ids), 500):
-        q = select(timeline.c.handoff_id, timeline.c.step, timeline.c.command, timeline.c.at
-                   ).where(timeline.c.handoff_id.in_(ids[i:i + 500]))
-        steps += [_plain(s) for s in session.execute(q).mappings()]
-    return rows, steps
+        late.append(handoffs.c.created_at < end)
+    overdue = session.execute(select(g, func.count()).where(*late).group_by(g)).all()
+    return {"cases": cases, "steps": steps, "overdue": [tuple(r) for r in overdue]}
 
 
 def counts_by_state(session) -> list[tuple[str, str, int]]:
@@ -407,5 +743,26 @@ def overdue_count(session, now: datetime) -> int:
 def reset(session) -> None:
     """Forget the read model (alerts stay: an alert raised once is never raised again)."""
     inbox = messaging_tables(metadata)["inbox"]
-    for table in (timeline, handoff_units, handoffs, parked, inbox, outcomes):
+    for table in (timeline, handoff_units, handoffs, parked, inbox, outcomes, alert_clocks,
+                  stats_cases, stats_steps, unit_stats_cases, unit_stats_steps):
         session.execute(delete(table))
+    mark_derived(session)
+
+
+def derived_ready(session) -> bool:
+    """Whether this database's counters and alert clocks were filled by this version's
+    code from the first event on (a new or reset database) — else a rebuild fills them."""
+    found = session.execute(select(tracker_meta.c.value).where(
+        tracker_meta.c.key == DERIVED_VERSION[0])).scalar()
+    if found == DERIVED_VERSION[1]:
+        return True
+    if found is None and session.execute(select(handoffs.c.handoff_id).limit(1)).first() is None:
+        mark_derived(session)          # nothing applied yet: counted from the start
+        return True
+    return False
+
+
+def mark_derived(session) -> None:
+    session.execute(delete(tracker_meta).where(tracker_meta.c.key == DERIVED_VERSION[0]))
+    session.execute(insert(tracker_meta).values(key=DERIVED_VERSION[0],
+                                                value=DERIVED_VERSION[1]))

@@ -10,6 +10,7 @@ reference data in contracts/command/centres.yaml.
 from __future__ import annotations
 
 import copy
+from datetime import timedelta
 from functools import cache
 
 import yaml
@@ -228,6 +229,9 @@ ASSISTANCE_DETAILS: dict[str, type[Base]] = {
 
 # --------------------------------------------------------------------------- assessment
 
+MAX_ASSESSMENT_DAYS = 366
+
+
 class AssessmentQuerySchema(Base):
     start = fields.AwareDateTime(required=True, format="iso")
     end = fields.AwareDateTime(required=True, format="iso")
@@ -236,3 +240,9 @@ class AssessmentQuerySchema(Base):
     def _order(self, data, **_kw):
         if data.get("start") and data.get("end") and data["end"] <= data["start"]:
             raise ValidationError("must be after start", field_name="end")
+        # an assessment is of a month, a quarter or a year: its work is bounded by one
+        # year's actions, however many years the database holds (issue 21)
+        if data.get("start") and data.get("end") and \
+                data["end"] - data["start"] > timedelta(days=MAX_ASSESSMENT_DAYS):
+            raise ValidationError(f"a period of at most {MAX_ASSESSMENT_DAYS} days",
+                                  field_name="end")
