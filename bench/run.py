@@ -37,9 +37,10 @@ def parse(argv=None) -> argparse.Namespace:
         pass
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
                                 formatter_class=Formatter)
-    p.add_argument("--only", default="a,b,c,relay,board,alerts",
-                   help="comma list of parts to run: a, b, c, relay, board, alerts "
-                        "(alert intake in PostgreSQL)")
+    p.add_argument("--only", default="a,b,c,relay,board,penalties,alerts",
+                   help="comma list of parts to run: a, b, c, relay, board, penalties "
+                        "(the import of 5,000 penalty decisions), alerts (alert intake "
+                        "in PostgreSQL)")
     p.add_argument("--seconds", type=float, default=4,
                    help="measured phase of each back-to-back (max) run")
     p.add_argument("--rate", type=float, default=500, help="fixed offered rate, events/s")
@@ -257,18 +258,24 @@ def main(argv=None) -> int:
     if "board" in parts:
         from bench import board as board_mod
         board = run("board", board_mod.run, opts.board_rows, opts.board_repeat)
+    penalties = None
+    if "penalties" in parts:
+        from bench import penalties as penalties_mod
+        penalties = run("penalties", penalties_mod.run)
     alerts = None
     if "alerts" in parts:
         from bench import alerts as alerts_mod
         alerts = run("alerts", alerts_mod.run)
     summary = print_report(results, relay, board, opts)
+    if penalties:
+        penalties_mod.report(penalties)
     if alerts:
         alerts_mod.print_report(alerts)
     print(f"bench took {time.monotonic() - started:.0f} s")
     if opts.json:
         with open(opts.json, "w") as f:
-            json.dump({"results": results, "relay": relay, "board": board, "alerts": alerts,
-                       "summary": summary,
+            json.dump({"results": results, "relay": relay, "board": board,
+                       "penalties": penalties, "alerts": alerts, "summary": summary,
                        "options": vars(opts)}, f, indent=1, ensure_ascii=False, default=str)
     return 0
 

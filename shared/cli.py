@@ -23,7 +23,8 @@ from shared.auth import ROLES, Actor, mint
 from shared.deadletters import amqp_uri
 
 ROOT = Path(__file__).resolve().parent.parent
-SERVICES = ["police_handoff", "tracker", "gateway", "market_referral", "command", "alerts"]
+SERVICES = ["police_handoff", "tracker", "gateway", "market_referral", "command",
+            "supervision", "alerts"]
 
 
 def _print(obj) -> None:
@@ -631,6 +632,9 @@ def build_parser() -> argparse.ArgumentParser:
     _identity(a)
     a.add_argument("--group-by", default="county", choices=["county", "domain", "alert_kind"])
     a.set_defaults(fn=cmd_alerts)
+
+    from services.supervision.cli import add_parser as add_penalties
+    add_penalties(sub, _identity)
 
     p = sub.add_parser("board", help="open handoffs visible to you, nearest deadline first")
     _identity(p)

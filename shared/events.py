@@ -12,7 +12,7 @@ from marshmallow import ValidationError
 from shared.errors import InvalidInput
 from shared.schemas import alerts as alert_tasks
 from shared.schemas import command as command_centres
-from shared.schemas import criminal_referral, market_referral
+from shared.schemas import criminal_referral, market_referral, supervision_inquiry
 from shared.schemas.common import schema_instance
 from shared.schemas.handoff import DeadlineAlertSchema, event_schema
 from shared.standards import load_standard
@@ -22,6 +22,8 @@ from shared.standards import load_standard
 KINDS = {
     "criminal_referral": criminal_referral.COMMAND_SCHEMAS,
     "market_referral": market_referral.COMMAND_SCHEMAS,
+    # the procuratorate's 以罚代刑 inquiry to an agency (services/supervision)
+    "supervision_inquiry": supervision_inquiry.COMMAND_SCHEMAS,
     # command centres (services/command): the event details are the validated input plus
     # what the service adds (recipient, due times); escalation is a step of the action
     "joint_action": command_centres.JOINT_ACTION_DETAILS,

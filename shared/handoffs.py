@@ -265,6 +265,9 @@ class HandoffService:
             self._visible(actor, rec)
             allowed = [t.command for t in self.domain.procedure().allowed(rec["state"],
                                                                           actor.role)]
+            may_act = getattr(self.domain, "may_act", None)   # which party acts, if the
+            if may_act is not None:                            # role alone does not say
+                allowed = [c for c in allowed if may_act(actor, rec, c)]
             return {**public(rec), "timeline": self.handoffs.timeline(s, handoff_id),
                     "next_actions": allowed}
 

@@ -19,6 +19,8 @@ dead_letter_exchange = Exchange(DLX, type="topic", durable=True)
 # queue name -> (owning service, routing-key patterns it binds)
 CONSUMER_QUEUES: dict[str, tuple[str, list[str]]] = {
     "tracker.events": ("tracker", ["#"]),
+    # criminal referrals decide which penalty decisions are 以罚代刑 candidates
+    "supervision.referrals": ("supervision", ["criminal_referral.#"]),
 }
 
 

@@ -19,6 +19,7 @@ COLLECTIONS: dict[str, tuple[str, str]] = {
     "criminal-referrals": ("police_handoff", "criminal_referral"),
     "market-referrals": ("market_referral", "market_referral"),
     "alert-tasks": ("alerts", "alert_task"),     # tasks made from online alerts (issue 17)
+    "supervision-inquiries": ("supervision", "supervision_inquiry"),
 }
 # URL collection -> procedure kind, both kept by the command service (list, get, act)
 COMMAND_COLLECTIONS: dict[str, str] = {
@@ -94,6 +95,29 @@ ROUTES: list[Route] = [
     Route("GET", f"{API}/alert-statistics", "Alerts → tasks → cases opened, escalations, "
           "median minutes to ack / on site / result", "alerts",
           params=(("group_by", "query", "string", "county (default), domain, alert_kind"),)),
+    Route("POST", f"{API}/penalty-decisions", "Import administrative penalty decisions "
+          "(以罚代刑 supervision): a CSV or XLSX file as the body (Content-Type text/csv or "
+          "the XLSX type, ?filename=) or JSON {decisions: [...]} from the case system; "
+          "good rows are imported, bad ones reported as {line, field, reason} "
+          "(contracts/supervision/README.md)", "supervision",
+          params=(("filename", "query", "string", "the file's name (.csv or .xlsx)"),),
+          body="Payload", responses={"201": "Imported (the report)"}),
+    Route("GET", f"{API}/penalty-decisions", "Penalty decisions the caller may see: "
+          "candidates (meet a criminal threshold, not referred), suspects or all",
+          "supervision", params=(
+              ("show", "query", "string", "candidates (default), suspects, all"),
+              ("county", "query", "string", "county code"),
+              ("limit", "query", "integer", "at most this many (default 200)"),
+              ("offset", "query", "integer", "skip this many"))),
+    Route("GET", f"{API}/penalty-decisions/{{id}}", "One decision: the rules it meets "
+          "(threshold crossed, basis), covering criminal referrals, inquiries",
+          "supervision", params=(("id", "path", "string", "the decision's case number"),)),
+    Route("GET", f"{API}/penalty-imports", "The latest imports with their counts",
+          "supervision", params=(("limit", "query", "integer", "default 50"),)),
+    Route("GET", f"{API}/penalty-imports/{{id}}", "One import with its row errors",
+          "supervision", params=(("id", "path", "string", "import id"),)),
+    Route("GET", f"{API}/statistics/supervision", "Decisions imported, matches, "
+          "candidates, inquiries, transfers that followed", "supervision"),
     Route("GET", "/", "The web console (services/gateway/static/index.html)", "console",
           auth=False),
     Route("GET", "/static/{path}", "The console's static files (HTML, ES modules, CSS)",
@@ -133,10 +157,17 @@ for collection, kind in COMMAND_COLLECTIONS.items():
 
 
 def _payload_classes() -> dict[str, dict]:
-    from shared.schemas import alerts, command, criminal_referral, market_referral
+    from shared.schemas import (
+        alerts,
+        command,
+        criminal_referral,
+        market_referral,
+        supervision_inquiry,
+    )
     return {"alert_task": alerts.ALERT_TASK_COMMANDS,
             "criminal_referral": criminal_referral.COMMAND_SCHEMAS,
             "market_referral": market_referral.COMMAND_SCHEMAS,
+            "supervision_inquiry": supervision_inquiry.COMMAND_SCHEMAS,
             "joint_action": command.JOINT_ACTION_COMMANDS,
             "assistance_request": command.ASSISTANCE_COMMANDS}
 

@@ -4,9 +4,11 @@ errors into JSON ({code, message, errors}, never a stack trace), exports and
 exposes Prometheus metrics."""
 from __future__ import annotations
 
+import base64
 import csv
 import io
 import json
+import os
 import time
 import uuid
 from datetime import datetime
@@ -189,6 +191,30 @@ def static_file(relative: str) -> Response:
         "Content-Type": STATIC_TYPES[path.suffix.lower()], **CONSOLE_HEADERS})
 
 
+class PayloadTooLarge(Rejected):
+    code = "payload_too_large"
+    http_status = 413
+
+
+# the largest penalty-decision import the gateway takes (a 5,000-row XLSX is ~0.3 MiB)
+IMPORT_MAX_BYTES = int(os.environ.get("SUPERVISION_IMPORT_MAX_BYTES", str(20 * 1024 * 1024)))
+XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+def _import_body(request) -> bytes:
+    """The body of an import, refused with 413 past SUPERVISION_IMPORT_MAX_BYTES before
+    it is read (Content-Length) and while it is read (no length, chunked)."""
+    length = request.content_length
+    if length is not None and length > IMPORT_MAX_BYTES:
+        raise PayloadTooLarge("the import is too large", {"body": [
+            f"at most {IMPORT_MAX_BYTES} bytes (SUPERVISION_IMPORT_MAX_BYTES); split the file"]})
+    body = request.stream.read(IMPORT_MAX_BYTES + 1)
+    if len(body) > IMPORT_MAX_BYTES:
+        raise PayloadTooLarge("the import is too large", {"body": [
+            f"at most {IMPORT_MAX_BYTES} bytes (SUPERVISION_IMPORT_MAX_BYTES); split the file"]})
+    return body
+
+
 def _command_kind(request) -> str:
     """The command-service kind of a /api/v1/<collection>/... request."""
     return api.COMMAND_COLLECTIONS[request.path.split("/")[3]]
@@ -202,6 +228,7 @@ class GatewayService:
     market_referral = RpcProxy("market_referral")
     command = RpcProxy("command")
     alerts = RpcProxy("alerts")
+    supervision = RpcProxy("supervision")
 
     def _svc(self, name):
         return getattr(self, name)
@@ -311,6 +338,53 @@ class GatewayService:
         if schemas is None:
             raise NotFound(f"no procedure {kind!r}", {"kind": ["unknown"]})
         return json_response({"kind": kind, "commands": schemas})
+
+    # ------------------------------------------------------------------ 以罚代刑 supervision
+    @http("POST", "/api/v1/penalty-decisions")
+    def import_penalties(self, request):
+        token = _token(request)     # authenticate before reading the body
+        body = _import_body(request)
+        mimetype = request.mimetype or ""
+        if mimetype in ("application/json", ""):
+            try:
+                data = json.loads(body.decode("utf-8") or "{}")
+            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+                raise InvalidInput("request body is not JSON",
+                                   {"body": [str(exc)]}) from None
+            if not isinstance(data, dict) or "decisions" not in data:
+                raise InvalidInput("send {\"decisions\": [...]} or a CSV/XLSX file",
+                                   {"decisions": ["required"]})
+            report = self.supervision.import_decisions(token, data["decisions"])
+        else:
+            default = "import.xlsx" if mimetype == XLSX_TYPE else "import.csv"
+            filename = request.args.get("filename") or default
+            report = self.supervision.import_file(token, filename,
+                                                  base64.b64encode(body).decode("ascii"))
+        return json_response(report, 201, {"Location": f"/api/v1/penalty-imports/{report['id']}"})
+
+    @http("GET", "/api/v1/penalty-decisions")
+    def penalty_decisions(self, request):
+        a = request.args
+        return json_response(self.supervision.decisions(
+            _token(request), a.get("show", "candidates"), a.get("county"),
+            a.get("limit", 200), a.get("offset", 0)))
+
+    @http("GET", "/api/v1/penalty-decisions/<path:decision_id>")
+    def penalty_decision(self, request, decision_id):
+        return json_response(self.supervision.decision(_token(request), decision_id))
+
+    @http("GET", "/api/v1/penalty-imports")
+    def penalty_imports(self, request):
+        return json_response(self.supervision.imports(_token(request),
+                                                      request.args.get("limit", 50)))
+
+    @http("GET", "/api/v1/penalty-imports/<string:import_id>")
+    def penalty_import(self, request, import_id):
+        return json_response(self.supervision.import_status(_token(request), import_id))
+
+    @http("GET", "/api/v1/statistics/supervision")
+    def supervision_statistics(self, request):
+        return json_response(self.supervision.statistics(_token(request)))
 
     # ------------------------------------------------------------------ command centres
     @http("GET", "/api/v1/joint-actions")

@@ -1,13 +1,13 @@
 """nameko adapter of the market-regulation referral (市场监管移送) service: the shared
 handoff RPC (create, act, get, list, procedure, health) over this service's domain.
-``get`` shows the referral's ``case_number`` and ``linked`` handoffs (e.g. the criminal
+``get`` lists only the next actions of the caller's side (``domain.may_act``) and
+shows the referral's ``case_number`` and ``linked`` handoffs (e.g. the criminal
 referral of the same case in police_handoff)."""
 from __future__ import annotations
 
 from services.market_referral import domain
 from services.market_referral.store import handoffs
 from shared import handoffs as handoff  # module import: nameko run must not see the base
-from shared.auth import verify_token
 from shared.logging import configure_logging
 from shared.nameko_ext import Database, OutboxRelay, rpc
 from shared.tokenkeys import check_startup
@@ -23,16 +23,6 @@ class MarketReferralService(handoff.HandoffService):
 
     db = Database(handoffs.store)
     relay = OutboxRelay(handoffs.store)
-
-    @rpc
-    def get(self, token, handoff_id):
-        """The shared ``get``; ``next_actions`` only those of the caller's side (the
-        procedure's roles list both agencies, the side decides)."""
-        found = handoff.HandoffService.get(self, token, handoff_id)
-        actor = verify_token(token)
-        found["next_actions"] = [c for c in found["next_actions"]
-                                 if domain.may_act(actor, found, c)]
-        return found
 
     @rpc
     def procedure(self):

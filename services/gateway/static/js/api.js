@@ -101,7 +101,36 @@ export const COLLECTION = {
   joint_action: "joint-actions",
   assistance_request: "assistance-requests",
   alert_task: "alert-tasks",
+  supervision_inquiry: "supervision-inquiries",
 };
+
+/** Upload a file as the request body (XHR: fetch reports no upload progress);
+ *  onProgress(fraction) follows the upload, then the server's answer is returned. */
+export function upload(path, file, onProgress) {
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open("POST", url(path, { filename: file.name }));
+    const s = session();
+    if (s?.token) xhr.setRequestHeader("Authorization", `Bearer ${s.token}`);
+    xhr.setRequestHeader("Accept", "application/json");
+    xhr.setRequestHeader("Content-Type", file.name.toLowerCase().endsWith(".xlsx")
+      ? "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet" : "text/csv");
+    xhr.upload.onprogress = (e) => { if (e.lengthComputable) onProgress(e.loaded / e.total); };
+    xhr.upload.onload = () => onProgress(1);
+    xhr.onerror = () => reject(new ApiError(0, { code: "network", message: "network error" }));
+    xhr.onload = () => {
+      let data = null;
+      try { data = xhr.responseText ? JSON.parse(xhr.responseText) : null; } catch { data = null; }
+      if (xhr.status === 401 && s?.token) {
+        signOut();
+        window.dispatchEvent(new CustomEvent("liandong:unauthenticated"));
+      }
+      if (xhr.status >= 200 && xhr.status < 300) resolve(data);
+      else reject(new ApiError(xhr.status, data));
+    };
+    xhr.send(file);
+  });
+}
 
 const cache = new Map();
 

@@ -9,6 +9,7 @@ import { newView } from "./views/new.js";
 import { commandView } from "./views/command.js";
 import { statsView } from "./views/stats.js";
 import { alertsView } from "./views/alerts.js";
+import { supervisionView } from "./views/supervision.js";
 
 const ROUTES = [
   [/^#\/login$/, loginView, false],
@@ -18,10 +19,13 @@ const ROUTES = [
   [/^#\/command(?:\/([a-z_]+)\/([\w-]+))?$/, commandView, true],
   [/^#\/stats$/, statsView, true],
   [/^#\/alerts(?:\/([\w-]+))?$/, alertsView, true],
+  [/^#\/supervision(?:\/(import|decision)(?:\/(.+))?)?$/, supervisionView, true],
 ];
 
 // roles that open cases of some kind (the new page asks the procedures which exactly)
 const CREATORS = new Set(["enforcement_unit", "police", "county_command", "market_regulation"]);
+// roles of 以罚代刑 supervision: candidates and imports, or the inquiries addressed to them
+const SUPERVISION = new Set(["procuratorate", "coordinator", "operator", "agency_head"]);
 
 const view = document.getElementById("view");
 let cleanup = null;
@@ -52,7 +56,9 @@ function header() {
   if (!me) return;
   const current = location.hash.split(/[/?]/)[1] || "board";
   const items = [["board", "#/board"], CREATORS.has(me.role) && ["new", "#/new"],
-    ["command", "#/command"], ["alerts", "#/alerts"], ["stats", "#/stats"]].filter(Boolean);
+    ["command", "#/command"], ["alerts", "#/alerts"],
+    SUPERVISION.has(me.role) && ["supervision", "#/supervision"],
+    ["stats", "#/stats"]].filter(Boolean);
   for (const [key, href] of items) {
     nav.append(h("a", { href, class: current === key ? "active" : null, dataset: { nav: key } }, t(`nav.${key}`)));
   }

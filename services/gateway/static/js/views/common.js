@@ -2,10 +2,11 @@
 import { h, formatTime, formatDuration } from "../dom.js";
 import { t, label, enumLabel, deadlineTitle, article } from "../i18n.js";
 
-export const KINDS = ["criminal_referral", "market_referral", "joint_action", "assistance_request", "alert_task"];
+export const KINDS = ["criminal_referral", "market_referral", "joint_action", "assistance_request",
+  "supervision_inquiry", "alert_task"];
 export const COUNTIES = ["lucheng", "longwan", "ouhai", "dongtou", "ruian", "yueqing", "longgang",
   "yongjia", "pingyang", "cangnan", "wencheng", "taishun"];
-export const AGENCIES = ["police", "market_regulation", "command"];
+export const AGENCIES = ["police", "market_regulation", "command", "procuratorate"];
 export const DOMAINS = ["key_vehicles", "overloading", "illegal_operation", "ride_hailing", "driving_training"];
 export const STATES = {
   criminal_referral: ["draft", "approval_requested", "approved", "refused", "transferred", "receipted",
@@ -16,6 +17,8 @@ export const STATES = {
   joint_action: ["dispatched", "under_way", "closed"],
   assistance_request: ["approval_pending", "requested", "acknowledged", "answered", "refused", "withdrawn"],
   alert_task: ["dispatched", "acknowledged", "on_site", "disposed", "closed"],
+  supervision_inquiry: ["awaiting_answer", "transfer_pending", "explained", "transfer_required", "transferred",
+    "reasons_accepted", "accountability_referred"],
 };
 
 export function stateBadge(state, fullTitle) {
