@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import base64
 import json
+import subprocess
+import sys
 import uuid
 
 import pytest
 import requests
 
 from shared.auth import Actor
-from tests.conftest import wait_for
+from tests.conftest import ROOT, wait_for
+from tests.e2e.test_gateway_e2e import web  # noqa: F401 - the stack with HTTP up
 from tests.helpers import CITY, COORDINATOR, LUCHENG, OUHAI, UNIT, draft_payload, token
 
 pytestmark = pytest.mark.e2e
@@ -56,19 +59,6 @@ def plate() -> str:
     return "浙C" + uuid.uuid4().hex[:5].upper()
 
 
-@pytest.fixture(scope="module")
-def web(stack):
-    wait_for(lambda: _up(stack.base_url), message="gateway HTTP")
-    return stack
-
-
-def _up(base):
-    try:
-        return requests.get(base + "/healthz", timeout=2).ok
-    except requests.RequestException:
-        return False
-
-
 def tracked(stack, task_id: str, state: str) -> dict:
     def seen():
         r = get(stack, COORDINATOR, f"/api/v1/handoffs/{task_id}")
@@ -76,7 +66,7 @@ def tracked(stack, task_id: str, state: str) -> dict:
     return wait_for(seen, timeout=60, message=f"tracker to show {task_id} {state}")
 
 
-def test_over_limit_alert_to_closed_task_with_duplicates_and_bad_input(web):
+def test_over_limit_alert_to_closed_task_with_duplicates_and_bad_input(web):  # noqa: F811
     p = plate()
     r = post_alert(web, overlimit(f"wim-{p}-1", p))
     assert r.status_code == 201, r.text
@@ -121,12 +111,14 @@ def test_over_limit_alert_to_closed_task_with_duplicates_and_bad_input(web):
     # closed: the same truck again opens a new task
     fresh = post_alert(web, overlimit(f"wim-{p}-3", p))
     assert fresh.status_code == 201 and fresh.json()["task_id"] != task_id
+    metrics = requests.get(f"{web.base_url}/metrics", timeout=30).text
+    assert 'liandong_alerts_received_total{client="wim-platform",outcome="merged"}' in metrics
     stats = get(web, CITY, "/api/v1/alert-statistics", group_by="county").json()
     lucheng = next(r for r in stats["rows"] if r["county"] == "lucheng")
     assert lucheng["alerts"] >= 3 and lucheng["cases_opened"] >= 1
 
 
-def test_speeding_bus_closed_with_a_criminal_referral_linked_both_ways(web):
+def test_speeding_bus_closed_with_a_criminal_referral_linked_both_ways(web):  # noqa: F811
     p = plate()
     alert = {"alert_id": f"kv-{p}", "kind": "key_vehicle_dynamic", "plate": p,
              "alarm": "speeding", "vehicle_category": "scheduled_bus", "lat": 28.02,
@@ -150,12 +142,21 @@ def test_speeding_bus_closed_with_a_criminal_referral_linked_both_ways(web):
     assert "referral" not in case                                     # no party data kept
 
 
-def test_hotline_tip_and_port_alarm_reach_their_units(web):
+def test_hotline_tip_and_port_alarm_reach_their_units(web):  # noqa: F811
     p = plate()
     tip = {"alert_id": f"12328-{p}", "kind": "illegal_operation_tip", "ticket": f"T{p}",
            "channel": "hotline_12328", "county": "ouhai", "plate": p, "summary": "黑车揽客"}
     r = post_alert(web, tip, client="hotline-12328")
     assert r.status_code == 201 and r.json()["handler_unit"] == "ouhai-team-1"
+    # the car crossed into lucheng: ouhai's centre reassigns it to its neighbour
+    tip_id = r.json()["task_id"]
+    assert act(web, OUHAI, tip_id, "reassign", {"to_county": "taishun",
+                                                "reason": "x"}).status_code == 403
+    moved = act(web, OUHAI, tip_id, "reassign", {"to_county": "lucheng",
+                                                 "reason": "车辆已驶入鹿城"})
+    assert moved.status_code == 200, moved.text
+    assert moved.json()["counterpart_unit"] == "lucheng-team-1"
+    assert act(web, UNIT, tip_id, "acknowledge").status_code == 200
     port = {"alert_id": f"port-{p}", "kind": "port_alarm", "alarm": "no_valid_certificate",
             "vessel_name": "浙洞渔运88", "mmsi": "41" + str(uuid.uuid4().int)[:7],
             "berth": "ZYA-01", "urgency": "urgent"}
@@ -170,7 +171,40 @@ def test_hotline_tip_and_port_alarm_reach_their_units(web):
     assert act(web, PORT, task_id, "acknowledge").status_code == 200
 
 
-def test_missed_ack_escalates_to_the_county_centre(web):
+def test_cli_replays_a_csv_of_alerts_and_works_a_task(web, tmp_path):  # noqa: F811
+    p, q = plate(), plate()
+    rows = ["alert_id,kind,plate,site,gross_weight_kg,limit_kg,excess_percent",
+            f"c1-{p},overlimit_wim,{p},WIM-RA-01,60000,49000,22.4",
+            f"c1-{p},overlimit_wim,{p},WIM-RA-01,60000,49000,22.4",      # repeated id
+            f"c2-{p},overlimit_wim,{p},WIM-RA-01,61000,49000,24.5",      # same truck
+            f"c3-{q},overlimit_wim,{q},WIM-RA-01,70000,49000,42.9",
+            f"c4-{q},overlimit_wim,{q},nowhere,70000,49000,lots"]        # refused
+    path = tmp_path / "alerts.csv"
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "shared.cli", *args], cwd=ROOT,
+                              env=web.env, capture_output=True, text=True, timeout=120)
+    done = cli("alerts", "replay", str(path), "--client", "wim-platform")
+    assert done.returncode == 2, done.stderr
+    assert json.loads(done.stdout) == {"created": 2, "duplicate": 1, "merged": 1,
+                                       "refused": 1}
+    assert "line 6: refused" in done.stderr and "site" in done.stderr
+    team = ("--as", "enforcement_unit", "--unit", "ruian-team-1", "--county", "ruian")
+    listed = cli("alerts", "list", *team)
+    assert listed.returncode == 0 and " x2" in listed.stdout       # the merged truck
+    with web.rpc() as rpc:
+        mine = [t for t in rpc.alerts.list(token(Actor("t", "enforcement_unit",
+                                                       "ruian-team-1", "ruian")))
+                if t["plate"] == p]
+    assert len(mine) == 1 and mine[0]["repeats"] == 1
+    acked = cli("alerts", "act", mine[0]["id"], "acknowledge", *team,
+                "--payload", '{"note": "收到"}')
+    assert acked.returncode == 0 and json.loads(acked.stdout)["state"] == "acknowledged"
+    assert cli("alerts", "--help").returncode == 0
+
+
+def test_missed_ack_escalates_to_the_county_centre(web):  # noqa: F811
     periods = {"overlimit_wim.normal.ack": "1m"}
     web.stop("alerts")
     web.start("alerts", ALERTS_PERIODS=json.dumps(periods), ALERTS_SWEEP_SECONDS="1")
