@@ -18,7 +18,7 @@ import time
 import uuid
 from pathlib import Path
 
-from shared import tokenaudit, tokenkeys
+from shared import calendar_cli, tokenaudit, tokenkeys
 from shared.auth import ROLES, Actor, mint
 from shared.deadletters import amqp_uri
 
@@ -703,6 +703,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--service", required=True, choices=SERVICES)
     p.add_argument("--once", action="store_true", help="publish the backlog and exit")
     p.set_defaults(fn=cmd_relay)
+
+    calendar_cli.add_parser(sub)
 
     p = sub.add_parser("dead-letters", help="list, replay or purge dead letters")
     p.add_argument("action", choices=["list", "replay", "purge"])

@@ -14,7 +14,12 @@ from shared.schemas import alerts as alert_tasks
 from shared.schemas import command as command_centres
 from shared.schemas import criminal_referral, market_referral, supervision_inquiry
 from shared.schemas.common import schema_instance
-from shared.schemas.handoff import DeadlineAlertSchema, event_schema
+from shared.schemas.handoff import (
+    DeadlineAlertSchema,
+    DeadlineRecomputedSchema,
+    event_schema,
+    recompute_event,
+)
 from shared.standards import load_standard
 
 # procedure kind -> command schemas (one module per kind); each kind has its standard
@@ -56,6 +61,9 @@ def event_schemas() -> dict[str, type]:
         for step in standard.get("creations", []) + standard["transitions"]:
             registry[step["event"]] = event_schema(
                 _camel(step["event"].rsplit(".", 1)[0]) + "Event", commands[step["command"]])
+        # every kind's running deadlines can be recomputed when the calendar changes
+        registry[recompute_event(kind)] = event_schema(
+            _camel(kind) + "DeadlineRecomputedEvent", DeadlineRecomputedSchema)
     for event_type, details in RETIRED_STEPS.items():
         registry[event_type] = event_schema(_camel(event_type.rsplit(".", 1)[0]) + "Event",
                                             details)

@@ -5,7 +5,7 @@ transaction. A service supplies its domain module (see ``HandoffDomain``).
 """
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Protocol
 
 from sqlalchemy import (
@@ -24,7 +24,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 
-from shared import audit, faults
+from shared import audit, calendar, faults
 from shared import envelope as env
 from shared import idempotency as idem
 from shared.auth import Actor, require_role, verify_token
@@ -32,6 +32,7 @@ from shared.db import Store
 from shared.errors import InvalidTransition, NotAllowed, NotFound, bounded
 from shared.messaging import backlog, export, messaging_tables, stage
 from shared.nameko_ext import rpc
+from shared.procedure import recompute_clocks
 
 
 class HandoffDomain(Protocol):
@@ -180,10 +181,11 @@ class HandoffStore:
 
 
 LIST_CHUNK = 500   # rows read per round while a list page fills with visible ones
+RECOMPUTE_CHUNK = 100   # handoffs whose deadlines are recomputed in one transaction
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return calendar.now()
 
 
 def public(rec: dict) -> dict:
@@ -321,6 +323,51 @@ class HandoffService:
         """This service's event history (its outbox), for rebuilding read models."""
         require_role(verify_token(token), {"operator", "system"}, "export events")
         return export(self.db, int(after_id), min(int(limit), 2000))
+
+    @rpc
+    def recompute_deadlines(self, token, reason=None):
+        """Recompute every running deadline under the calendar in force (after an
+        official holiday notice was added: ``liandong calendar apply``). A handoff whose
+        deadline moves gets a ``<kind>.deadline_recomputed.v1`` step saying why; the
+        others are left alone. Returns what moved."""
+        actor = verify_token(token)
+        require_role(actor, {"operator", "system"}, "recompute deadlines")
+        calendar.clear_caches()
+        reason = str(reason or "the holiday calendar in force changed")[:500]
+        with self.db.session() as s:
+            ids = [r.id for r in s.execute(
+                select(self.handoffs.handoffs.c.id, self.handoffs.handoffs.c.doc)
+                .order_by(self.handoffs.handoffs.c.id)).yield_per(500)
+                if (r.doc or {}).get("clocks")]
+        moved: list[dict] = []
+        for start in range(0, len(ids), RECOMPUTE_CHUNK):
+            chunk = ids[start:start + RECOMPUTE_CHUNK]
+            try:
+                with self.db.transaction() as s:
+                    found = [m for h in chunk if (m := self._recompute(s, h, actor, reason))]
+            except InvalidTransition:
+                # a user acted on one of them meanwhile: one transaction each, so only
+                # that one is retried on its new step
+                found = []
+                for handoff_id in chunk:
+                    with self.db.transaction() as s:
+                        if m := self._recompute(s, handoff_id, actor, reason):
+                            found.append(m)
+            moved += found
+        return {"service": self.name, "checked": len(ids), "moved": moved,
+                "calendar": [calendar.year_calendar(y).describe()
+                             for y in sorted({calendar.to_local(_now()).year + i
+                                              for i in (0, 1)})]}
+
+    def _recompute(self, s, handoff_id, actor, reason) -> dict | None:
+        rec = self.handoffs.load(s, handoff_id, for_update=self.db.is_postgres)
+        found = recompute_clocks(rec, rec["kind"], actor, _now(), reason)
+        if found is None:
+            return None
+        new, step = found
+        self.handoffs.save(s, new, step, self.domain.event_payload(new, step), rec["step"])
+        return {"id": handoff_id, "case_number": rec["case_number"],
+                "changes": step["details"]["changes"]}
 
     @rpc
     def health(self):

@@ -24,6 +24,7 @@ from functools import cache
 from shared import calendar
 from shared.auth import ROLES, Actor, require_role
 from shared.errors import InvalidInput, InvalidTransition
+from shared.schemas.handoff import RECOMPUTE_COMMAND, recompute_event
 from shared.standards import StandardError, json_object, load_standard
 
 SAME = "same"
@@ -245,3 +246,36 @@ class Procedure:
                 "article": t.article, "from": state, "to": target, "step": step_no + 1,
                 "at": now.isoformat(), "actor": actor.to_dict(), "satisfied": satisfied}
         return new, step
+
+
+def recompute_clocks(record: dict, kind: str, actor: Actor, now: datetime,
+                     reason: str) -> tuple[dict, dict] | None:
+    """Recompute a record's running clocks from their start and period under the
+    calendar in force; (new record, step) when a due time moves, else None. The step
+    (``<kind>.deadline_recomputed.v1``) keeps the state and says what moved and why."""
+    clocks = dict(record.get("clocks") or {})
+    changes, years = [], set()
+    for clock_id, clock in clocks.items():
+        if not clock.get("started") or not clock.get("period"):
+            continue
+        due = calendar.deadline(datetime.fromisoformat(clock["started"]),
+                                calendar.Period.parse(str(clock["period"])))
+        previous = datetime.fromisoformat(clock["due"])
+        if due != previous:
+            changes.append({"deadline_id": clock_id, "period": str(clock["period"]),
+                            "started": clock["started"], "previous_due": clock["due"],
+                            "due": due.isoformat()})
+            clocks[clock_id] = {**clock, "due": due.isoformat()}
+            years |= {calendar.to_local(previous).year, calendar.to_local(due).year}
+    if not changes:
+        return None
+    sources = [{k: v for k, v in calendar.year_calendar(y).describe().items()
+                if k in ("year", "source", "reference")} for y in sorted(years)]
+    new = {**record, "step": record["step"] + 1, "clocks": clocks,
+           "deadline": Procedure.next_deadline(clocks), "updated_at": now.isoformat()}
+    step = {"command": RECOMPUTE_COMMAND, "event": recompute_event(kind),
+            "title": "deadline recomputed", "article": None, "from": record["state"],
+            "to": record["state"], "step": record["step"] + 1, "at": now.isoformat(),
+            "actor": actor.to_dict(), "satisfied": [],
+            "details": {"reason": reason, "changes": changes, "calendar": sources}}
+    return new, step

@@ -60,6 +60,9 @@ ROUTES: list[Route] = [
     Route("GET", f"{API}/openapi.json", "This document", "meta", auth=False),
     Route("GET", "/healthz", "Gateway liveness", "meta", auth=False),
     Route("GET", "/metrics", "Prometheus metrics", "meta", auth=False),
+    Route("GET", f"{API}/calendar", "Holiday calendar of this year and next: each year's "
+          "source (official notice, package, or provisional) and a warning when a year "
+          "that matters has no official arrangement", "meta"),
     Route("GET", f"{API}/handoffs", "Board: handoffs visible to the caller, nearest deadline "
           "first; format=csv|xlsx exports", "tracking",
           params=BOARD_FILTERS + (("format", "query", "string", "json (default), csv, xlsx"),)),

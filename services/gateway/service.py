@@ -48,6 +48,11 @@ ALERTS = Counter("liandong_alerts_received", "Alerts posted by system clients, b
                  ["client", "outcome"], registry=REGISTRY)
 BACKLOG = Gauge("liandong_outbox_unsent", "Unsent outbox events", ["service"],
                 registry=REGISTRY)
+PROVISIONAL_YEAR = Gauge(
+    "liandong_calendar_provisional_year",
+    "1: deadlines in this year use a provisional holiday calendar (no official "
+    "arrangement; reported for this year, and next year from 1 November)",
+    ["year"], registry=REGISTRY)
 
 
 def json_response(payload, status=200, headers=None) -> Response:
@@ -261,6 +266,11 @@ class GatewayService:
         for kind, state, count in figures["by_state"]:
             HANDOFFS.labels(kind, state).set(count)
         OVERDUE.set(figures["overdue"])
+        calendar_status = figures.get("calendar") or {"years": [], "provisional_years": []}
+        PROVISIONAL_YEAR.clear()
+        for year in calendar_status["years"]:
+            PROVISIONAL_YEAR.labels(str(year["year"])).set(
+                int(year["year"] in calendar_status["provisional_years"]))
         for name in SERVICES:
             if hasattr(self, name):
                 try:
@@ -268,6 +278,11 @@ class GatewayService:
                 except Exception:  # noqa: BLE001 - a service down must not hide the rest
                     log.warning("metrics_health_failed", service=name)
         return Response(generate_latest(REGISTRY), mimetype="text/plain; version=0.0.4")
+
+    @http("GET", "/api/v1/calendar")
+    def calendar_status(self, request):
+        verify_token(_token(request))
+        return json_response(self.tracker.calendar_status())
 
     # ------------------------------------------------------------------ auth
     @http("POST", "/api/v1/login")

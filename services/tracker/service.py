@@ -11,6 +11,7 @@ from nameko.timer import timer
 from services.tracker import domain
 from services.tracker import outcomes as oc
 from services.tracker import store as st
+from shared import calendar
 from shared.auth import require_role, verify_token
 from shared.errors import InvalidInput, NotAllowed, NotFound, NotReady, bounded
 from shared.logging import configure_logging
@@ -30,7 +31,7 @@ GROUPS = ("month", "county", "domain", "agency", "kind")
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return calendar.now()   # a development test clock may shift it
 
 
 _READY: list[bool] = []     # this process found the derived tables filled
@@ -152,7 +153,8 @@ class TrackerService:
         with self.db.session() as s:
             by_state = st.counts_by_state(s)
             overdue = st.overdue_count(s, _now())
-        return {"by_state": [list(r) for r in by_state], "overdue": overdue}
+        return {"by_state": [list(r) for r in by_state], "overdue": overdue,
+                "calendar": calendar.status(_now())}
 
     @rpc
     def reset(self, token):
@@ -169,10 +171,21 @@ class TrackerService:
 
     @rpc
     def health(self):
+        """Liveness; ``warnings`` when the counters are not filled for this version;
+        ``calendar``: this year (next year from 1 November) without an official holiday
+        arrangement, and the warning to show (``calendar.status``)."""
         with self.db.session() as s:
             ready = _derived_ready(s)
-        out = {"service": self.name, "outbox": backlog(self.db)}
+        status = calendar.status(_now())
+        out = {"service": self.name, "outbox": backlog(self.db),
+               "calendar": {"provisional_years": status["provisional_years"],
+                            "warning": status["warning"]}}
         if not ready:
             out["warnings"] = ["statistics counters and alert clocks are not filled for "
                                "this version: run `liandong rebuild-tracker` once"]
         return out
+
+    @rpc
+    def calendar_status(self):
+        """This year's and next year's holiday calendar sources and the warning."""
+        return calendar.status(_now())

@@ -30,10 +30,12 @@ from sqlalchemy import (
 
 from services.tracker import domain
 from services.tracker import outcomes as oc
+from shared import calendar
 from shared import envelope as env
 from shared.db import Store
 from shared.messaging import claim_many, messaging_tables, stage_many
 from shared.procedure import Procedure
+from shared.schemas.handoff import RECOMPUTE_COMMAND
 
 SERVICE = "tracker"
 SOURCE = "/wenzhou/coordination/tracker"
@@ -217,7 +219,7 @@ def _lock_subjects(session, subjects: list[str]) -> None:
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return calendar.now()   # a development test clock may shift it
 
 
 # statements built once; executions pass parameters (executemany for a batch)
@@ -315,11 +317,16 @@ def _apply_in_memory(cur: dict, rows: dict, steps: list, envelope: dict,
                 "deadline": deadline,
                 "deadline_due": datetime.fromisoformat(deadline["due"]) if deadline else None,
                 "search": cur["search"], "updated_at": at})
-    key = (*_stats_key(created_at, data.get("county"), cur["domain"], data["kind"]),
-           data["command"])
-    hours = (at - cur["last_at"]).total_seconds() / 3600 if cur["last_at"] else None
-    step_counts.setdefault(subject, []).append((key, hours))
-    cur["last_at"] = at
+    if data["command"] == RECOMPUTE_COMMAND and cur["last_at"]:
+        # a recomputed deadline is no work step: the statistics' hours per step and the
+        # handoff's last activity stay with the last real step
+        row["updated_at"] = cur["last_at"]
+    else:
+        key = (*_stats_key(created_at, data.get("county"), cur["domain"], data["kind"]),
+               data["command"])
+        hours = (at - cur["last_at"]).total_seconds() / 3600 if cur["last_at"] else None
+        step_counts.setdefault(subject, []).append((key, hours))
+        cur["last_at"] = at
     steps.append({"handoff_id": subject, "step": seq, "event_id": envelope["id"],
                   "type": envelope["type"], "command": data["command"],
                   "state": data["state"], "actor": envelope.get("actor"),
@@ -400,7 +407,7 @@ def _stored_steps(session, state: dict, rows: dict, subjects: list[str]) -> dict
              .where(timeline.c.handoff_id.in_(subjects)).order_by(timeline.c.handoff_id,
                                                                   timeline.c.step))
     for r in session.execute(query):
-        if r.step > state[r.handoff_id]["stored_step"]:
+        if r.step > state[r.handoff_id]["stored_step"] or r.command == RECOMPUTE_COMMAND:
             continue
         at = _utc(r.at)
         hours = (at - last[r.handoff_id]).total_seconds() / 3600 \

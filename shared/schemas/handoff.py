@@ -40,6 +40,38 @@ class HandoffEventSchema(Base):
     satisfied = fields.List(fields.Nested(SatisfiedSchema), load_default=list)
 
 
+class ClockChangeSchema(Base):
+    deadline_id = fields.String(required=True)
+    period = fields.String(required=True)
+    started = fields.AwareDateTime(required=True, format="iso")
+    previous_due = fields.AwareDateTime(required=True, format="iso")
+    due = fields.AwareDateTime(required=True, format="iso")
+
+
+class CalendarSourceSchema(Base):
+    year = fields.Integer(required=True)
+    source = fields.String(required=True)
+    reference = fields.String(required=True)
+
+
+class DeadlineRecomputedSchema(Base):
+    """Details of ``<kind>.deadline_recomputed.v1``: running deadlines recomputed under
+    the calendar in force (an official holiday notice replaced a provisional year);
+    only a step that moves a deadline is recorded."""
+    reason = fields.String(required=True)
+    changes = fields.List(fields.Nested(ClockChangeSchema), required=True,
+                          validate=validate.Length(min=1))
+    calendar = fields.List(fields.Nested(CalendarSourceSchema), load_default=list)
+
+
+RECOMPUTE_COMMAND = "recompute_deadlines"
+
+
+def recompute_event(kind: str) -> str:
+    """The event type of a kind's deadline recomputation step."""
+    return f"{kind}.deadline_recomputed.v1"
+
+
 def event_data(kind: str, rec: dict, step: dict, counterpart_unit: str | None = None) -> dict:
     """The event data of a step (``HandoffEventSchema``), the same for every procedure;
     ``counterpart_unit`` overrides the record's (a joint action's step names its

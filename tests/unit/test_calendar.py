@@ -4,13 +4,10 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-import chinese_calendar
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from structlog.testing import capture_logs
 
-from shared import calendar as cal
 from shared.calendar import (
     TZ,
     Period,
@@ -166,38 +163,7 @@ def test_is_working_day_rejects_datetime() -> None:
         is_working_day(datetime(2026, 2, 14, tzinfo=UTC))  # type: ignore[arg-type]
 
 
-@pytest.fixture
-def no_2027_data() -> None:
-    try:
-        chinese_calendar.is_workday(date(2027, 1, 4))
-    except NotImplementedError:
-        cal.clear_caches()
-        return
-    pytest.skip("chinese_calendar now has 2027 data; pick a year it lacks for this test")
-
-
-@pytest.mark.usefixtures("no_2027_data")
-def test_2027_falls_back_to_weekends_and_warns_once() -> None:
-    with capture_logs() as logs:
-        assert is_working_day(date(2027, 1, 1)) is True    # Friday; no holiday data
-        assert is_working_day(date(2027, 1, 2)) is False   # Saturday
-        assert is_working_day(date(2027, 1, 3)) is False   # Sunday
-        assert is_working_day(date(2027, 1, 4)) is True    # Monday
-        # Wed 2027-01-06 + 3 days = Sat 01-09 -> Mon 01-11.
-        assert deadline(local(2027, 1, 6, 10), "3d") == end_of(2027, 1, 11)
-        assert deadline(local(2027, 1, 8, 10), "1wd") == end_of(2027, 1, 11)
-    warnings = [e for e in logs if e["event"] == "holiday_calendar_missing_year"]
-    assert warnings == [
-        {"event": "holiday_calendar_missing_year", "year": 2027, "log_level": "warning"}
-    ]
-
-
-@pytest.mark.usefixtures("no_2027_data")
-def test_period_crossing_into_2027_uses_fallback() -> None:
-    # Wed 2026-12-30 + 3 days = Sat 2027-01-02 -> Mon 2027-01-04 (weekends-only fallback).
-    with capture_logs() as logs:
-        assert deadline(local(2026, 12, 30, 10), "3d") == end_of(2027, 1, 4)
-    assert [e["year"] for e in logs if e["event"] == "holiday_calendar_missing_year"] == [2027]
+# Years beyond chinese-calendar (2027...), notice files, check: test_calendar_sources.py
 
 
 # --- Period -----------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 // The console's shell: session, navigation, language switch and a hash router.
-import { session, signOut } from "./api.js";
+import { session, signOut, get } from "./api.js";
 import { h, clear, append } from "./dom.js";
 import { t, label, lang, setLang, applyStatic } from "./i18n.js";
 import { loginView } from "./views/login.js";
@@ -67,6 +67,27 @@ function header() {
     me.county ? h("span", { class: "muted" }, ` · ${label("county", me.county)}`) : null]);
 }
 
+// Roles told when a year's deadlines rest on a provisional holiday calendar (issue 19).
+const CALENDAR_WATCHERS = new Set(["coordinator", "operator"]);
+let calendarStatus = null;   // {user, status}: asked once per signed-in user
+
+async function calendarBanner() {
+  const el = document.getElementById("calendar-banner");
+  const me = session();
+  if (!me || !CALENDAR_WATCHERS.has(me.role)) { el.hidden = true; calendarStatus = null; return; }
+  if (!calendarStatus || calendarStatus.user !== me.user_id) {
+    try {
+      calendarStatus = { user: me.user_id, status: await get("/calendar") };
+    } catch (err) {
+      el.hidden = true;   // the board itself shows what went wrong
+      return;
+    }
+  }
+  const years = calendarStatus.status.provisional_years || [];
+  el.textContent = years.length ? t("calendar.provisional", { years: years.join("、") }) : "";
+  el.hidden = !years.length;
+}
+
 async function render() {
   const mine = ++seq;
   if (cleanup) { cleanup(); cleanup = null; }
@@ -79,6 +100,7 @@ async function render() {
   if (!fn) { location.replace("#/board"); return; }
   if (needsLogin && !session()) { location.replace("#/login"); return; }
   header();
+  calendarBanner();
   clear(view);
   view.append(h("p", { class: "muted loading" }, t("common.loading")));
   const ctx = { me: session(), alive: () => mine === seq, go, flash, rerender: render };
@@ -105,6 +127,8 @@ document.getElementById("lang").addEventListener("click", () => {
 document.getElementById("logout").addEventListener("click", () => {
   signOut();
   document.getElementById("flash").hidden = true;   // nothing of one user for the next
+  document.getElementById("calendar-banner").hidden = true;
+  calendarStatus = null;
   go("#/login");
 });
 window.addEventListener("liandong:unauthenticated", () => {

@@ -3,6 +3,8 @@
 
 const ZH = {
   "app.title": "协同工作台",
+  "calendar.provisional": "{years} 年尚无国务院办公厅放假调休安排：期限暂按法定节假日计算（调休上班日未知）。通知发布后请运维录入并执行 liandong calendar apply。",
+  "command.recompute_deadlines": "期限重新计算",
   "nav.board": "案件看板", "nav.new": "新建移送", "nav.command": "指挥调度",
   "nav.stats": "统计分析", "nav.logout": "退出",
   "login.title": "登录", "login.username": "用户名", "login.password": "密码",
@@ -251,6 +253,8 @@ const ZH = {
 
 const EN = {
   "app.title": "Coordination console",
+  "calendar.provisional": "No official holiday arrangement for {years} yet: deadlines count statutory holidays only (adjusted working days unknown). Once the notice is published, operations enter it and run liandong calendar apply.",
+  "command.recompute_deadlines": "Deadline recomputed",
   "nav.board": "Board", "nav.new": "New referral", "nav.command": "Command",
   "nav.stats": "Statistics", "nav.logout": "Sign out",
   "login.title": "Sign in", "login.username": "User name", "login.password": "Password",
