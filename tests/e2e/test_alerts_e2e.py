@@ -18,6 +18,7 @@ import requests
 
 from shared.auth import Actor
 from tests.conftest import ROOT, wait_for
+from tests.e2e.test_console_e2e import browser  # noqa: F401 - the chromium fixture
 from tests.e2e.test_gateway_e2e import web  # noqa: F401 - the stack with HTTP up
 from tests.helpers import CITY, COORDINATOR, LUCHENG, OUHAI, UNIT, draft_payload, token
 
@@ -229,3 +230,47 @@ def test_missed_ack_escalates_to_the_county_centre(web):  # noqa: F811
         web.stop("alerts")
         web.start("alerts")
 
+
+def test_console_alert_wall_shows_new_alerts_without_reload(web, browser):  # noqa: F811
+    from tests.e2e.test_console_e2e import ARTIFACTS, Console
+    c = Console(browser, web.base_url, web.backend)
+    c.open("#/login")          # this stack's origin (the browser may be on the other's)
+    c.sign_in("city")
+    c.css("#nav a[data-nav=alerts]").click()
+    c.visible("#alert-filters")
+    p = plate()
+    r = post_alert(web, {**overlimit(f"wall-{p}", p), "excess_percent": 62.0})
+    assert r.status_code == 201, r.text
+    task_id = r.json()["task_id"]
+    row = c.visible(f'#alert-tasks tr[data-task-id="{task_id}"]', timeout=30)   # no reload
+    assert row.get_attribute("data-urgency") == "urgent" and "urgent" in row.get_attribute(
+        "class")
+    county = c.css('#county-map g[data-county="lucheng"]')
+    assert int(county.get_attribute("data-open")) >= 1
+    # a misbehaving site repeats the truck: merged, and the wall says it is a storm
+    for i in range(20):
+        post_alert(web, {**overlimit(f"wall-{p}-{i}", p), "excess_percent": 62.0})
+    c.wait(lambda d: c.css("#storm-banner").is_displayed() and p in c.css(
+        "#storm-banner").text, "the storm banner")
+    assert "×21" in c.css(f'#alert-tasks tr[data-task-id="{task_id}"]').text
+    c.choose(c.css("#filter-domain"), "港航")               # a filter hides the road alert
+    c.wait(lambda d: not c.all(f'#alert-tasks tr[data-task-id="{task_id}"]'), "filtered")
+    c.screenshot("alert-wall")
+    c.d.set_window_size(390, 844)                           # phone width
+    try:
+        c.choose(c.css("#filter-domain"), "全部")
+        c.visible(f'#alert-tasks tr[data-task-id="{task_id}"]')
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        c.d.save_screenshot(str(ARTIFACTS / f"console-{web.backend}-alert-wall-390.png"))
+        wall = c.css("#alert-wall")
+        assert c.d.execute_script("return arguments[0].getBoundingClientRect().right <= "
+                                  "window.innerWidth + 1", wall), "the wall leaves the screen"
+    finally:
+        c.d.set_window_size(1440, 1000)
+
+    c.sign_in("lucheng-team1")
+    c.open(f"#/alerts/{task_id}")
+    form = c.action_form("acknowledge")
+    c.css('button[type="submit"]', form).click()
+    c.wait(lambda d: c.all('.alert-detail[data-state="acknowledged"]'), "acknowledged")
+    assert c.js_errors() == []
