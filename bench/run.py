@@ -45,13 +45,14 @@ def parse(argv=None) -> argparse.Namespace:
         pass
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
                                 formatter_class=Formatter)
-    p.add_argument("--only",
-                   default="a,b,c,d,crash,drain,rebuild,cold,relay,board,penalties,documents",
+    p.add_argument("--only", default="a,b,c,d,crash,drain,rebuild,cold,relay,board,"
+                                     "penalties,documents,alerts",
                    help="comma list of parts to run: a, b, c, d, crash (kill -9 of (c)'s "
                         "and (d)'s producer mid-run), drain (the tracker empties a backlog), "
                         "rebuild (rebuild-tracker vs COPY), cold (`liandong run` until every "
                         "service answers), relay, board, penalties (the import of 5,000 penalty "
-                        "decisions), documents (a case-file upload and download of --doc-mib)")
+                        "decisions), documents (a case-file upload and download of "
+                        "--doc-mib), alerts (alert intake in PostgreSQL)")
     p.add_argument("--drain-events", type=int, default=100_000,
                    help="backlog in tracker.events for the drain measurement")
     p.add_argument("--history-events", type=int, default=1_000_000,
@@ -345,7 +346,7 @@ def main(argv=None) -> int:
     board = None
     failed: list[str] = []
     recovered: list[dict] = []
-    penalties = documents = None
+    penalties = documents = alerts = None
     started = time.monotonic()
     if opts.timeout:
         _hard_timeout(opts.timeout)
@@ -391,6 +392,9 @@ def main(argv=None) -> int:
         if "documents" in parts:
             from bench import documents as documents_mod
             documents = run("documents", documents_mod.run, opts.doc_mib)
+        if "alerts" in parts:
+            from bench import alerts as alerts_mod
+            alerts = run("alerts", alerts_mod.run, *((300,) if opts.smoke else ()))
     except BenchTimeout as exc:
         failed.append(str(exc))
     finally:
@@ -407,12 +411,16 @@ def main(argv=None) -> int:
     if documents:
         from bench import documents as documents_mod
         documents_mod.report(documents)
+    if alerts:
+        from bench import alerts as alerts_mod
+        alerts_mod.print_report(alerts)
     summary["recovery"] = _recovery_rows(recovered)
     print(f"bench took {time.monotonic() - started:.0f} s")
     if opts.json:
         with open(opts.json, "w") as f:
             json.dump({"results": results, "relay": relay, "board": board, "summary": summary,
-                       "recovery": recovered, "penalties": penalties, "documents": documents,
+                       "recovery": recovered, "penalties": penalties,
+                       "documents": documents, "alerts": alerts,
                        "options": vars(opts)}, f, indent=1, ensure_ascii=False, default=str)
     found = problems(results + recovered, relay, board, failed, parts)
     events = sum(r["events"] for r in results + recovered + relay)

@@ -40,9 +40,12 @@ ROLES: dict[str, str] = {
     "procuratorate": "procuratorate",   # 检察院
     "court": "court",                   # 人民法院: records its judgment on a referral (issue 22)
     "market_regulation": "market_regulation",  # 市场监管
+    "port_shipping": "port_shipping",   # 港航 (港航管理中心 and its county units; issue 17)
     "coordinator": "transport",         # 协调员 (read-only)
     "operator": "transport",            # 运维
     "system": "system",                 # a service acting on its own (timers)
+    "alert_source": "system",           # a monitoring platform, roadside site or hotline
+                                        # system sending alerts (a client, not a person)
 }
 
 

@@ -24,7 +24,7 @@ from shared.deadletters import amqp_uri
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVICES = ["police_handoff", "tracker", "gateway", "market_referral", "command",
-            "supervision", "documents", "notifications"]
+            "supervision", "alerts", "documents", "notifications"]
 # the services whose steps are events with hash-chained audit trails (rebuild, audit)
 EVENT_SOURCES = [s for s in SERVICES
                  if s not in ("tracker", "gateway", "documents", "notifications")]
@@ -246,6 +246,70 @@ def cmd_referral(args) -> int:
             _print(_call(svc.get, token, args.referral_id))
         elif args.action == "list":
             _print(_call(svc.list, token, args.state, args.county_filter))
+    return 0
+
+
+def _source_token(args) -> str:
+    """A token for an alert source (a system client, role alert_source, unit = client)."""
+    return _issue(Actor(user_id=args.client, role="alert_source", unit=args.client),
+                  _command(args))
+
+
+def csv_alerts(path: str):
+    """(line, alert) for each row of a CSV of alerts: a header of field names (alert_id,
+    kind and the kind's fields); empty cells are left out, numbers by the kind's types."""
+    import contextlib
+    import csv
+
+    from services.alerts.reference import reference
+    kinds = reference().kinds
+    with open(path, encoding="utf-8-sig", newline="") as fh:
+        for line, row in enumerate(csv.DictReader(fh), start=2):
+            alert = {k: v.strip() for k, v in row.items() if k and v and v.strip()}
+            spec = kinds[alert["kind"]].fields if alert.get("kind") in kinds else {}
+            for name, value in list(alert.items()):
+                if spec.get(name, {}).get("type") == "number":
+                    with contextlib.suppress(ValueError):   # else the service names it
+                        alert[name] = float(value)
+            yield line, alert
+
+
+def cmd_alerts(args) -> int:
+    from shared.errors import Rejected
+    with _rpc() as rpc:
+        svc = rpc.alerts
+        if args.action == "send":
+            _print(_call(svc.intake, _source_token(args), _payload(args.payload)))
+        elif args.action == "replay":
+            token, counts, refused = _source_token(args), {}, 0
+            for line, alert in csv_alerts(args.file):
+                try:
+                    outcome = svc.intake(token, alert)["outcome"]
+                except Rejected as exc:
+                    refused += 1
+                    errors = json.dumps(exc.errors, ensure_ascii=False)
+                    print(f"line {line}: refused: {exc.message} {errors}", file=sys.stderr)
+                    continue
+                counts[outcome] = counts.get(outcome, 0) + 1
+            _print({**counts, "refused": refused})
+            return 2 if refused else 0
+        elif args.action == "kinds":
+            _print(_call(svc.kinds, _operator_token(args)))
+        elif args.action == "list":
+            rows = _call(svc.list, _token(args), args.state, args.county_filter, args.limit)
+            for r in rows:
+                print(f"{'!' if r['urgency'] == 'urgent' else ' '} {r['id'][:8]} "
+                      f"{r['case_number']:18s} {r['alert_kind']:22s} {r['county']:9s} "
+                      f"{r['counterpart_unit']:24s} {r['state']:13s} x{1 + r['repeats']}")
+            print(f"{len(rows)} task(s)")
+        elif args.action == "show":
+            _print(_call(svc.get, _token(args), args.task_id))
+        elif args.action == "act":
+            key = args.idempotency_key or str(uuid.uuid4())
+            _print(_retrying(svc.act, _token(args), args.task_id, args.command,
+                             _payload(args.payload), key=key))
+        elif args.action == "stats":
+            _print(_call(svc.statistics, _token(args), args.group_by))
     return 0
 
 
@@ -614,6 +678,48 @@ def build_parser() -> argparse.ArgumentParser:
 
     from shared import clidocs
     clidocs.add_parsers(sub, _identity, _key_option, _token)
+
+    p = sub.add_parser("alerts", help="online alerts and their tasks: send, replay a CSV, "
+                       "list, show, act, stats, kinds",
+                       description="Alerts (线上+线下联动): send one as a system client, replay "
+                       "a CSV of them, and work their tasks (acknowledge, arrive, dispose, "
+                       "close). Kinds and their fields: `liandong alerts kinds`.")
+    asub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    a = asub.add_parser("send", help="send one alert (JSON) as a system client")
+    a.add_argument("--client", required=True, help="the alert source, e.g. wim-platform")
+    a.add_argument("--payload", required=True,
+                   help='JSON object or @file: {"alert_id", "kind", ...the kind\'s fields}')
+    a.set_defaults(fn=cmd_alerts)
+    a = asub.add_parser("replay", help="send every alert of a CSV file (header: field "
+                        "names); prints created/merged/duplicate/refused, exit 2 if any "
+                        "was refused")
+    a.add_argument("file")
+    a.add_argument("--client", required=True, help="the alert source, e.g. hotline-12328")
+    a.set_defaults(fn=cmd_alerts)
+    a = asub.add_parser("kinds", help="kinds of alert, sites, berths, periods in force")
+    a.set_defaults(fn=cmd_alerts)
+    a = asub.add_parser("list", help="tasks visible to you (! = urgent, xN = alerts merged)")
+    _identity(a)
+    a.add_argument("--state")
+    a.add_argument("--in-county", dest="county_filter")
+    a.add_argument("--limit", type=int, default=100)
+    a.set_defaults(fn=cmd_alerts)
+    a = asub.add_parser("show", help="one task with its timeline and your next actions")
+    _identity(a)
+    a.add_argument("task_id")
+    a.set_defaults(fn=cmd_alerts)
+    a = asub.add_parser("act", help="acknowledge | arrive | dispose | close a task")
+    _identity(a)
+    a.add_argument("task_id")
+    a.add_argument("command", choices=["acknowledge", "arrive", "dispose", "close"])
+    a.add_argument("--payload", help='JSON object or @file, e.g. {"result": "warning"}')
+    _key_option(a)
+    a.set_defaults(fn=cmd_alerts)
+    a = asub.add_parser("stats", help="alerts -> tasks -> cases per county/domain/kind")
+    _identity(a)
+    a.add_argument("--group-by", default="county", choices=["county", "domain", "alert_kind"])
+    a.set_defaults(fn=cmd_alerts)
+
     from services.supervision.cli import add_parser as add_penalties
     add_penalties(sub, _identity)
 

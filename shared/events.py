@@ -12,6 +12,7 @@ from marshmallow import ValidationError
 from shared import casefile
 from shared.errors import InvalidInput
 from shared.revocations import TokenRevokedSchema
+from shared.schemas import alerts as alert_tasks
 from shared.schemas import command as command_centres
 from shared.schemas import criminal_referral, market_referral, supervision_inquiry
 from shared.schemas.common import schema_instance
@@ -34,6 +35,8 @@ KINDS = {
     # what the service adds (recipient, due times); escalation is a step of the action
     "joint_action": command_centres.JOINT_ACTION_DETAILS,
     "assistance_request": command_centres.ASSISTANCE_DETAILS,
+    # online alerts become tasks (services/alerts): details = input + what the service adds
+    "alert_task": alert_tasks.ALERT_TASK_DETAILS,
 }
 
 # Step events no procedure emits any more, still readable in recorded history (a rebuild

@@ -96,7 +96,7 @@ def county(unit_id) -> str | None:
 def acting_unit(actor: Actor) -> Unit | None:
     """The unit ``actor`` acts for, checked against its token: it exists, its users sign
     in with the actor's role, and it lies in the actor's county. None for the system."""
-    if actor.role == "system":
+    if actor.role in ("system", "alert_source"):   # a service or an alert source: no unit
         return None
     unit = get(actor.unit)
     if unit is None:

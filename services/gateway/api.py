@@ -18,6 +18,7 @@ API = "/api/v1"
 COLLECTIONS: dict[str, tuple[str, str]] = {
     "criminal-referrals": ("police_handoff", "criminal_referral"),
     "market-referrals": ("market_referral", "market_referral"),
+    "alert-tasks": ("alerts", "alert_task"),     # tasks made from online alerts (issue 17)
     "supervision-inquiries": ("supervision", "supervision_inquiry"),
 }
 # URL collection -> procedure kind, both kept by the command service (list, get, act)
@@ -104,6 +105,19 @@ ROUTES: list[Route] = [
     Route("GET", f"{API}/procedures/{{kind}}/payloads", "JSON Schema of each command's "
           "payload (the console builds its forms from them)", "referrals", auth=False,
           params=(("kind", "path", "string", "criminal_referral, market_referral, ..."),)),
+    Route("POST", f"{API}/alerts", "An online alert from a system client (monitoring "
+          "platform, weigh-in-motion site, 12328 hotline, port monitoring): "
+          "Authorization: Basic base64(client_id:secret). Checked against its kind "
+          "(contracts/standards/alerts.yaml; 422 names the bad fields), applied once per "
+          "(client, alert_id), joined to the open task of its vehicle/vessel within the "
+          "window or made a task for its county's team. 201 created, 200 merged/duplicate",
+          "alerts", auth=False, body="Alert",
+          responses={"201": "a new task", "200": "merged into an open task, or a repeat"}),
+    Route("GET", f"{API}/alert-kinds", "Kinds of alert, domains, sites, berths, periods",
+          "alerts"),
+    Route("GET", f"{API}/alert-statistics", "Alerts → tasks → cases opened, escalations, "
+          "median minutes to ack / on site / result", "alerts",
+          params=(("group_by", "query", "string", "county (default), domain, alert_kind"),)),
     Route("POST", f"{API}/penalty-decisions", "Import administrative penalty decisions "
           "(以罚代刑 supervision): a CSV or XLSX file as the body (Content-Type text/csv or "
           "the XLSX type, ?filename=) or JSON {decisions: [...]} from the case system; "
@@ -194,8 +208,15 @@ for collection, kind in {**{c: k for c, (_s, k) in COLLECTIONS.items()},
 
 
 def _payload_classes() -> dict[str, dict]:
-    from shared.schemas import command, criminal_referral, market_referral, supervision_inquiry
-    return {"criminal_referral": criminal_referral.COMMAND_SCHEMAS,
+    from shared.schemas import (
+        alerts,
+        command,
+        criminal_referral,
+        market_referral,
+        supervision_inquiry,
+    )
+    return {"alert_task": alerts.ALERT_TASK_COMMANDS,
+            "criminal_referral": criminal_referral.COMMAND_SCHEMAS,
             "market_referral": market_referral.COMMAND_SCHEMAS,
             "supervision_inquiry": supervision_inquiry.COMMAND_SCHEMAS,
             "joint_action": command.JOINT_ACTION_COMMANDS,
@@ -238,6 +259,11 @@ def openapi() -> dict:
     spec.components.schema("Error", schema=ErrorSchema)
     spec.components.schema("Login", schema=LoginSchema)
     spec.components.schema("Facts", {"type": "object", "additionalProperties": True})
+    spec.components.schema("Alert", {"type": "object", "additionalProperties": True,
+                                     "required": ["alert_id", "kind"],
+                                     "description": "alert_id (the source's own id), kind "
+                                     "(GET /api/v1/alert-kinds) and the kind's fields"})
+    spec.components.security_scheme("client", {"type": "http", "scheme": "basic"})
     spec.components.schema("Payload", {"type": "object", "additionalProperties": True,
                                        "description": "the command's payload; see "
                                        "x-commands of the path"})
@@ -254,6 +280,8 @@ def openapi() -> dict:
             op["responses"]["413"] = error   # over the route's body maximum
         if r.auth:
             op["security"] = [{"bearer": []}]
+        elif r.tag == "alerts":
+            op["security"] = [{"client": []}]
         if r.params:
             op["parameters"] = [{"name": n, "in": where, "required": where == "path",
                                  "schema": {"type": t}, "description": d}

@@ -22,12 +22,12 @@ from nameko.extensions import DependencyProvider
 from nameko.rpc import RpcProxy
 from nameko.web.handlers import HttpRequestHandler
 from nameko.web.server import WebServer, WsgiApp
-from prometheus_client import CollectorRegistry, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.security import safe_join
 from werkzeug.wrappers import Request, Response
 
-from services.gateway import api, live, uploads, users, wsgi
+from services.gateway import api, clients, live, uploads, users, wsgi
 from services.gateway import security as sec
 from services.gateway import store as st
 from shared import auth, blobstore, calendar, casefile
@@ -64,6 +64,9 @@ HANDOFFS = Gauge("liandong_handoffs", "Handoffs by kind and state", ["kind", "st
                  registry=REGISTRY)
 OVERDUE = Gauge("liandong_handoffs_overdue", "Open handoffs past a binding deadline",
                 registry=REGISTRY)
+ALERTS = Counter("liandong_alerts_received", "Alerts posted by system clients, by outcome "
+                 "(created, merged, duplicate, refused): a storm shows as merged/duplicate",
+                 ["client", "outcome"], registry=REGISTRY)
 BACKLOG = Gauge("liandong_outbox_unsent", "Unsent outbox events", ["service"],
                 registry=REGISTRY)
 NOTIFICATIONS = Gauge("liandong_notifications", "Notification deliveries by status "
@@ -397,6 +400,7 @@ class GatewayService:
     command = RpcProxy("command")
     documents = RpcProxy("documents")
     notifications = RpcProxy("notifications")
+    alerts = RpcProxy("alerts")
     supervision = RpcProxy("supervision")
 
     def _svc(self, name):
@@ -756,6 +760,30 @@ class GatewayService:
                                          form.removesuffix(".pdf"))
         return json_response(filed, 201, {
             "Location": f"/api/v1/{collection}/{handoff_id}/documents/{filed['id']}"})
+
+    # ------------------------------------------------------------------ alerts
+    @http("POST", "/api/v1/alerts")
+    def post_alert(self, request):
+        token = clients.authenticate(request.headers.get("Authorization", ""))
+        client = verify_token(token).unit
+        try:
+            result = self.alerts.intake(token, _body(request))
+        except Rejected:
+            ALERTS.labels(client, "refused").inc()
+            raise
+        ALERTS.labels(client, result["outcome"]).inc()
+        status = 201 if result["outcome"] == "created" else 200
+        return json_response(result, status,
+                             {"Location": f"/api/v1/alert-tasks/{result['task_id']}"})
+
+    @http("GET", "/api/v1/alert-kinds")
+    def alert_kinds(self, request):
+        return json_response(self.alerts.kinds(_token(request)))
+
+    @http("GET", "/api/v1/alert-statistics")
+    def alert_statistics(self, request):
+        return json_response(self.alerts.statistics(
+            _token(request), request.args.get("group_by", "county")))
 
     @http("GET", "/api/v1/<string:collection>")
     def list_handoffs(self, request, collection):

@@ -36,7 +36,8 @@ OVERSEERS = ("coordinator", "city_command", "operator", "system")
 COUNTY_WIDE = ("county_command", "agency_head")
 # direction -> the kinds of unit (contracts/units.yaml) that may receive a referral
 RECEIVER_KINDS = {"transport_to_market": ("market_regulation",),
-                  "market_to_transport": ("enforcement", "partner", "county_centre")}
+                  "market_to_transport": ("enforcement", "partner", "port_shipping",
+                                          "county_centre")}
 
 
 def procedure() -> Procedure:

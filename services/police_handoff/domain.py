@@ -105,7 +105,8 @@ def create(command: str, actor: Actor, payload, now: datetime) -> tuple[dict, di
     require_role(actor, t.roles, f"{t.command} ({t.title})")  # the role before the unit
     units.check_serves(actor, data["county"])
     if command == "open_reverse_transfer":
-        units.check_named("target_unit", data["target_unit"], ("enforcement", "partner"),
+        units.check_named("target_unit", data["target_unit"],
+                          ("enforcement", "partner", "port_shipping"),
                           county=data["county"])
     common = {"id": str(uuid.uuid4()), "kind": KIND, "county": data["county"],
               "procuratorate_unit": None, "court_unit": None, "plate": data.get("plate"),

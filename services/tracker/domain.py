@@ -70,6 +70,7 @@ def _rate(numerator: int, denominator: int) -> float | None:
 
 AGENCY = {"criminal_referral": "police", "market_referral": "market_regulation",
           "joint_action": "command", "assistance_request": "command",
+          "alert_task": "command",
           "supervision_inquiry": "procuratorate"}
 
 

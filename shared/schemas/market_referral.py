@@ -12,7 +12,7 @@ from marshmallow import ValidationError, fields, validate, validates_schema
 from shared.schemas.common import Base, DocumentSchema, PartySchema, county_field, yuan
 
 DIRECTIONS = ("transport_to_market", "market_to_transport")
-LINKABLE_KINDS = ("criminal_referral", "market_referral")
+LINKABLE_KINDS = ("criminal_referral", "market_referral", "alert_task")
 RETURN_REASONS = ("insufficient_evidence", "not_competent", "no_violation_apparent",
                   "duplicate", "other")
 OUTCOMES = ("penalty", "no_violation", "transferred_on")

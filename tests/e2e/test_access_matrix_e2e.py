@@ -61,6 +61,8 @@ pytestmark = pytest.mark.e2e
 
 TAISHUN_COMMAND = Actor("cc-wu", "county_command", "taishun-command", "taishun")
 OPERATOR = Actor("ops-qian", "operator", "wenzhou-ops", None)
+PORT_SHIPPING = Actor("port-dt", "port_shipping", "dongtou-port-shipping", "dongtou")
+ALERT_SOURCE = Actor("wim-platform", "alert_source", "wim-platform", None)
 
 # row name -> identity (None: no Authorization header)
 ACTORS: dict[str, Actor | None] = {
@@ -78,6 +80,8 @@ ACTORS: dict[str, Actor | None] = {
     "court": COURT,                               # lucheng-court (criminal referrals only)
     "market_regulation": MARKET,                  # wenzhou-amr (city level)
     "market_regulation@ruian": OTHER_MARKET,      # ruian-amr
+    "port_shipping": PORT_SHIPPING,               # dongtou-port-shipping (港航, issue 17)
+    "alert_source": ALERT_SOURCE,                 # wim-platform (a system client, issue 17)
     "coordinator": COORDINATOR,
     "operator": OPERATOR,
     "system": SYSTEM,
@@ -134,6 +138,8 @@ procuratorate             403      403        403     403      403    403
 court                     403      403        403     403      403    403
 market_regulation         403      201        200     200      403    200
 market_regulation@ruian   403      403        403     403      403    403
+port_shipping             403      403        403     403      403    403
+alert_source              403      403        403     403      403    403
 coordinator               403      403        200     403      403    403
 operator                  403      403        200     403      403    403
 system                    403      403        200     403      403    403
@@ -189,6 +195,8 @@ procuratorate                403           403            403         403       
 court                        403           403            403         403        403     403     403        403
 market_regulation            403           403            403         200        403     200     403        403
 market_regulation@ruian      403           403            403         403        403     403     403        403
+port_shipping                403           403            403         403        403     403     403        403
+alert_source                 403           403            403         403        403     403     403        403
 coordinator                  403           403            403         200        200     403     403        403
 operator                     403           403            403         200        200     403     403        403
 system                       403           403            403         200        200     403     403        403
@@ -240,6 +248,8 @@ procuratorate             403      403        403          403        403    403
 court                     403      403        403          403        403    403     403
 market_regulation         403      403        403          403        403    403     403
 market_regulation@ruian   403      403        403          403        403    403     403
+port_shipping             403      403        403          403        403    403     403
+alert_source              403      403        403          403        403    403     403
 coordinator               403      200        200          200        403    403     403
 operator                  403      200        200          200        403    403     403
 system                    403      200        200          200        403    403     403

@@ -109,6 +109,7 @@ export const COLLECTION = {
   market_referral: "market-referrals",
   joint_action: "joint-actions",
   assistance_request: "assistance-requests",
+  alert_task: "alert-tasks",
   supervision_inquiry: "supervision-inquiries",
 };
 
@@ -160,8 +161,8 @@ const UNIT_FIELDS = {
   competent_authority: ["police"],
 };
 const TARGET_KINDS = {
-  send: ["market_regulation"], send_to_transport: ["enforcement", "partner", "county_centre"],
-  open_reverse_transfer: ["enforcement", "partner"],
+  send: ["market_regulation"], send_to_transport: ["enforcement", "partner", "port_shipping", "county_centre"],
+  open_reverse_transfer: ["enforcement", "partner", "port_shipping"],
 };
 
 /** Suggestions (field -> [{value, label}]) for the unit fields of a command's form. */

@@ -11,6 +11,7 @@ import { statsView } from "./views/stats.js";
 import { todoView } from "./views/todo.js";
 import { loadUnits } from "./units.js";
 import { startLive, stopLive, liveState } from "./live.js";
+import { alertsView } from "./views/alerts.js";
 import { supervisionView } from "./views/supervision.js";
 
 const ROUTES = [
@@ -21,6 +22,7 @@ const ROUTES = [
   [/^#\/new(?:\/([a-z_]+))?$/, newView, true],
   [/^#\/command(?:\/([a-z_]+)\/([\w-]+))?$/, commandView, true],
   [/^#\/stats$/, statsView, true],
+  [/^#\/alerts(?:\/([\w-]+))?$/, alertsView, true],
   [/^#\/supervision(?:\/(import|decision)(?:\/(.+))?)?$/, supervisionView, true],
 ];
 
@@ -59,7 +61,8 @@ function header() {
   if (!me) return;
   const current = location.hash.split(/[/?]/)[1] || "todo";
   const items = [["todo", "#/todo"], ["board", "#/board"], CREATORS.has(me.role) && ["new", "#/new"],
-    ["command", "#/command"], SUPERVISION.has(me.role) && ["supervision", "#/supervision"],
+    ["command", "#/command"], ["alerts", "#/alerts"],
+    SUPERVISION.has(me.role) && ["supervision", "#/supervision"],
     ["stats", "#/stats"]].filter(Boolean);
   for (const [key, href] of items) {
     nav.append(h("a", { href, class: current === key ? "active" : null, dataset: { nav: key } }, t(`nav.${key}`),

@@ -4,7 +4,7 @@ import { unitName } from "../units.js";
 import { t, label, enumLabel, deadlineTitle, article } from "../i18n.js";
 
 export const KINDS = ["criminal_referral", "market_referral", "joint_action", "assistance_request",
-  "supervision_inquiry"];
+  "supervision_inquiry", "alert_task"];
 export const COUNTIES = ["lucheng", "longwan", "ouhai", "dongtou", "ruian", "yueqing", "longgang",
   "yongjia", "pingyang", "cangnan", "wencheng", "taishun"];
 export const AGENCIES = ["police", "market_regulation", "command", "procuratorate"];
@@ -17,6 +17,7 @@ export const STATES = {
   market_referral: ["sent", "received", "returned", "accepted", "investigating", "result_reported", "closed"],
   joint_action: ["dispatched", "under_way", "closed"],
   assistance_request: ["approval_pending", "requested", "acknowledged", "answered", "refused", "withdrawn"],
+  alert_task: ["dispatched", "acknowledged", "on_site", "disposed", "closed"],
   supervision_inquiry: ["awaiting_answer", "transfer_pending", "explained", "transfer_required", "transferred",
     "reasons_accepted", "accountability_referred"],
 };

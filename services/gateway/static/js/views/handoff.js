@@ -12,6 +12,7 @@ import { caseFilePanel } from "./casefile.js";
 
 export async function handoffView([kind, id], ctx) {
   if (kind === "joint_action" || kind === "assistance_request") return commandDetail([kind, id], ctx);
+  if (kind === "alert_task") { ctx.go(`#/alerts/${id}`); return h("span"); }
   const collection = COLLECTION[kind];
   const [tracked, record, proc] = await Promise.allSettled([
     get(`/handoffs/${id}`), collection ? get(`/${collection}/${id}`) : Promise.reject(new Error(kind)),

@@ -1,0 +1,133 @@
+"""The alerts service's database: the shared handoff tables (tasks), outbox/inbox, and
+two tables of its own:
+
+* ``alert_intake`` — every alert applied, keyed by (source unit, the source's alert id):
+  a repeated message id is applied once (the key forbids a second row);
+* ``alert_targets`` — the open task of each target (kind + vehicle/vessel): its key
+  forbids two tasks being opened at once for the same target, so a repeat joins.
+"""
+from __future__ import annotations
+
+from datetime import UTC
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    DateTime,
+    Index,
+    String,
+    Table,
+    delete,
+    func,
+    insert,
+    select,
+    update,
+)
+
+from services.alerts import domain
+from services.alerts import reference as ref
+from shared.handoffs import HandoffStore
+
+SERVICE = "alerts"
+SOURCE = "/wenzhou/transport/alerts"
+
+handoffs = HandoffStore(SERVICE, SOURCE)
+metadata = handoffs.metadata
+store = handoffs.store
+
+intake = Table(
+    "alert_intake", metadata,
+    Column("source", String(100), primary_key=True),
+    Column("alert_id", String(120), primary_key=True),
+    Column("kind", String(40), nullable=False),
+    Column("task_id", String(36), nullable=False),
+    Column("merged", Boolean, nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+)
+Index("ix_alert_intake_task", intake.c.task_id)
+targets = Table(
+    "alert_targets", metadata,
+    Column("target_key", String(200), primary_key=True),
+    Column("task_id", String(36), nullable=False),
+)
+
+
+def apply_alert(session, actor, data: dict, now, for_update: bool = False) -> dict:
+    """Apply one validated alert in the caller's transaction: a repeat of its message id
+    is answered with the first outcome; a repeat of an open task's target joins it;
+    otherwise a new task (record, step, event). Concurrent attempts on one message id
+    or target fail on a key (IntegrityError): the caller retries and joins."""
+    seen = session.execute(select(intake.c.task_id, intake.c.merged).where(
+        intake.c.source == actor.unit, intake.c.alert_id == data["alert_id"])).first()
+    if seen is not None:
+        rec = handoffs.load(session, seen.task_id)
+        return _answer("duplicate", rec)
+    key = ref.target_key(data)
+    open_id = session.execute(select(targets.c.task_id).where(
+        targets.c.target_key == key)).scalar()
+    outcome = "created"
+    if open_id is not None:
+        rec = handoffs.load(session, open_id, for_update=for_update)
+        if domain.joins(rec, now):
+            rec = domain.merge(rec, data, now)
+            t = handoffs.handoffs
+            session.execute(update(t).where(t.c.id == rec["id"]).values(doc=rec))
+            outcome = "merged"
+        else:
+            session.execute(delete(targets).where(targets.c.target_key == key,
+                                                  targets.c.task_id == open_id))
+    if outcome == "created":
+        rec, step = domain.create("dispatch", actor, data, now)
+        handoffs.save(session, rec, step, domain.event_payload(rec, step), 0)
+        session.execute(insert(targets).values(target_key=key, task_id=rec["id"]))
+    session.execute(insert(intake).values(
+        source=actor.unit, alert_id=data["alert_id"], kind=data["kind"], task_id=rec["id"],
+        merged=outcome == "merged", received_at=now))
+    return _answer(outcome, rec)
+
+
+def _answer(outcome: str, rec: dict) -> dict:
+    return {"outcome": outcome, "task_id": rec["id"], "case_number": rec["case_number"],
+            "county": rec["county"], "handler_unit": rec["counterpart_unit"],
+            "state": rec["state"], "repeats": rec.get("repeats", 0),
+            "urgency": rec["urgency"]}
+
+
+def release_target(session, rec: dict) -> None:
+    """A closed task no longer collects repeats of its target."""
+    session.execute(delete(targets).where(targets.c.task_id == rec["id"]))
+
+
+def overdue_records(session, now) -> list[dict]:
+    """Tasks that can still escalate whose earliest running deadline has passed (sweep
+    candidates). A miss escalated to the city stops its clock, so a task drops out once
+    nothing more can escalate (only a forgotten task's feedback clock keeps it here)."""
+    now = now.astimezone(UTC)  # SQLite compares wall time
+    t = handoffs.handoffs
+    query = (select(t.c.doc).where(t.c.kind == domain.KIND,
+                                   t.c.state.in_(list(domain.SWEPT_STATES)),
+                                   t.c.deadline_due.is_not(None), t.c.deadline_due <= now)
+             .order_by(t.c.deadline_due))
+    return list(session.execute(query).scalars())
+
+
+def escalate_due(session, task_id: str, now, for_update: bool = False) -> list[tuple]:
+    """Stage every escalation due on one task; each is a step saved conditionally on
+    the step read, so two sweepers cannot escalate the same miss twice."""
+    rec = handoffs.load(session, task_id, for_update=for_update)
+    done = []
+    for miss, level, unit, due in domain.due_escalations(rec, now):
+        previous = rec["step"]
+        rec, step = domain.escalate(rec, miss, level, unit, due, now)
+        handoffs.save(session, rec, step, domain.event_payload(rec, step), previous)
+        done.append((miss, level, unit))
+    return done
+
+
+def alerts_per_task(session) -> dict[str, int]:
+    rows = session.execute(select(intake.c.task_id, func.count()).group_by(intake.c.task_id))
+    return {task_id: n for task_id, n in rows}
+
+
+def intake_count(session) -> int:
+    return session.execute(select(func.count()).select_from(intake)).scalar_one()
