@@ -77,6 +77,8 @@ def docker_setup(tmp_path_factory):
     tokenkeys.init(["gateway"], keys)
     os.environ.setdefault("TOKEN_PUBLIC_KEYS_DIR", str(keys / "public"))
     os.environ.setdefault("GATEWAY_TOKEN_KEY", str(keys / "gateway.key"))
+    for name in ("RABBITMQ_PASSWORD", "POSTGRES_PASSWORD", "RABBITMQ_ERLANG_COOKIE"):
+        os.environ.setdefault(name, "tests-only-" + uuid.uuid4().hex)   # development values
     return ["up --build -d rabbitmq postgres"]
 
 

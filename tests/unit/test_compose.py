@@ -188,6 +188,18 @@ def test_rabbitmq_and_postgres_have_healthchecks(services):
     assert "pg_isready" in healthcheck_test(services["postgres"])
 
 
+def test_no_default_password_or_cookie():
+    """Every password and the Erlang cookie must be given (no value anyone can read here)."""
+    text = COMPOSE_FILE.read_text(encoding="utf-8")
+    secrets = {name: uses for name, uses in interpolations(text).items()
+               if re.search(r"PASSWORD|COOKIE", name)}
+    assert {"RABBITMQ_PASSWORD", "POSTGRES_PASSWORD", "RABBITMQ_ERLANG_COOKIE"} <= set(secrets)
+    for name, uses in secrets.items():
+        for op, message in uses:
+            assert op == ":?", f"${{{name}}} must be required (:?), not {op or 'optional'}"
+            assert "openssl rand" in message, f"${{{name}}}: say how to make one"
+
+
 def test_rabbitmq_guest_user_is_replaced(services):
     env = environment(services["rabbitmq"])
     user = env.get("RABBITMQ_DEFAULT_USER") or ""
