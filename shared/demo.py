@@ -15,6 +15,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
+from shared import units
 from shared.auth import Actor, issue_token
 from shared.calendar import to_local
 from shared.errors import Rejected
@@ -287,8 +288,15 @@ def _joint(sd: Seeder, i: int, by_city: bool, county: str, ago: timedelta, acks:
     at = sd.now - ago
     if by_city:
         others = [c for c in COUNTY_LIST if c not in (county,)]
-        area = [county, sd.rng.choice(others)]
+        other = sd.rng.choice(others)
+        if acks == 0 and county != "dongtou":
+            other = "dongtou"     # a fresh action on the coast: the 港航 units have work
+        area = [county, other]
         recipients = [f"{c}-command" for c in area] + [f"{county}-psb", "wenzhou-amr"]
+        # 港航 (issue 17): the area's port units and the city's 港航管理中心 are dispatched
+        # to as well (last: they wait to acknowledge, work in their 待办)
+        recipients += [u for u in [f"{c}-port-shipping" for c in area] +
+                       ["wenzhou-port-shipping"] if units.get(u) is not None]
         dispatcher = CITY
     else:
         area = [county]
@@ -336,6 +344,8 @@ def _recipient_actors(units: list[str]) -> dict[str, Actor]:
             out[unit] = Actor(f"cmd-{county}", "county_command", unit, county)
         elif unit.endswith("-psb"):
             out[unit] = Actor(f"police-{county or 'city'}", "police", unit, county)
+        elif unit.endswith("-port-shipping"):
+            out[unit] = Actor(f"port-{county or 'city'}", "port_shipping", unit, county)
         else:
             out[unit] = Actor(f"amr-{county or 'city'}", "market_regulation", unit, county)
     return out

@@ -197,7 +197,7 @@ def test_a_file_over_the_limit_is_refused_before_its_body_is_read(web):
     conn.send(b"--xyz\r\n")          # a few bytes of the 600 MiB announced
     response = conn.getresponse()
     assert response.status == 413
-    assert json.loads(response.read())["code"] == "too_large"
+    assert json.loads(response.read())["code"] == "payload_too_large"
     conn.close()
 
 
