@@ -94,6 +94,14 @@ def readme_commands() -> list[tuple[tuple[str, ...], set[str]]]:
     return found
 
 
+# commands whose own end-to-end file runs them as a subprocess against a stack (the
+# operating table names them; running them here again would double that file's setup)
+ELSEWHERE = {"alerts": "test_alerts_e2e.py (send, replay, list, act, stats)",
+             "users": "test_sessions_e2e.py (add, totp, revoke; audit --security)",
+             "notifications": "test_notifications_e2e.py (--status)"}
+SECURITY_AUDIT = {"--security", "--user", "--kind", "--limit"}   # test_sessions_e2e.py
+
+
 def test_every_command_of_the_operating_table(stack, servers, tmp_path):
     table = readme_commands()
     assert len(table) >= 10, table
@@ -101,6 +109,8 @@ def test_every_command_of_the_operating_table(stack, servers, tmp_path):
              _dead_letters, _rebuild_and_audit, _keys, _run_detached]
     for step in steps:
         step(stack, servers=servers, tmp=tmp_path)
+    table = [(words, flags - SECURITY_AUDIT if words == ("audit",) else flags)
+             for words, flags in table if words[0] not in ELSEWHERE]
     missing = [(words, flags) for words, flags in table
                if not flags <= {arg for ran in RAN if ran[:len(words)] == words
                                 for arg in ran if arg.startswith("--")}
@@ -298,5 +308,5 @@ def test_bad_cli_input_is_a_clear_error(stack):
     out = cli(stack.env, "referral", "create", "--as", "enforcement_unit", "--unit", "x",
               "--payload", '{"case_number": "A"}')
     assert out.returncode == 2 and "invalid_input" in out.stdout
-    out = cli(stack.env, "outbox", "--service", "gateway")
-    assert out.returncode == 2 and "invalid choice: 'gateway'" in out.stderr
+    out = cli(stack.env, "outbox", "--service", "no-such-service")
+    assert out.returncode == 2 and "invalid choice: 'no-such-service'" in out.stderr
