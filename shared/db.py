@@ -197,3 +197,13 @@ def utc(value: datetime | None) -> datetime | None:
     if value is not None and value.tzinfo is None:
         return value.replace(tzinfo=timezone.utc)
     return value
+
+
+def dialect_insert(session):
+    """``insert`` of this session's database dialect (PostgreSQL or SQLite), whose
+    statements have ``on_conflict_do_nothing`` / ``on_conflict_do_update``."""
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert

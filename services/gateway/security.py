@@ -43,6 +43,7 @@ from services.gateway import store as st
 from shared import revocations
 from shared.audit import GENESIS, link
 from shared.auth import ROLES, TTL_SECONDS
+from shared.db import dialect_insert
 from shared.errors import InvalidInput, NotFound
 from shared.messaging import stage
 from shared.standards import json_object
@@ -178,18 +179,9 @@ def locked_for(session, username, address, now: float) -> int:
     return math.ceil(until - now) if until > now else 0
 
 
-def _upsert(session):
-    """INSERT ... ON CONFLICT DO NOTHING of this session's database."""
-    if session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert
-    return dialect_insert
-
-
 def _row(session, scope: str, key: str):
     t = st.signin_throttle
-    session.execute(_upsert(session)(t).values(scope=scope, key=key, failures=0, lockouts=0)
+    session.execute(dialect_insert(session)(t).values(scope=scope, key=key, failures=0, lockouts=0)
                     .on_conflict_do_nothing())
     return session.execute(select(t).where(t.c.scope == scope, t.c.key == key)
                            .with_for_update()).one()

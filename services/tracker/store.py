@@ -32,7 +32,7 @@ from services.tracker import domain
 from services.tracker import outcomes as oc
 from shared import calendar
 from shared import envelope as env
-from shared.db import Store, utc
+from shared.db import Store, dialect_insert, utc
 from shared.messaging import claim_many, messaging_tables, stage_many
 from shared.procedure import Procedure
 from shared.schemas.handoff import RECOMPUTE_COMMAND
@@ -369,11 +369,7 @@ def _add(session, table: Table, keys: tuple[str, ...], deltas: dict[tuple, list]
     in key order (two batches touching the same counters lock them in the same order)."""
     if not deltas:
         return
-    if session.bind.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as upsert
-    else:
-        from sqlalchemy.dialects.sqlite import insert as upsert
-    statement = upsert(table)
+    statement = dialect_insert(session)(table)
     statement = statement.on_conflict_do_update(
         index_elements=list(keys),
         set_={v: table.c[v] + statement.excluded[v] for v in values})
