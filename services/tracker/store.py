@@ -147,40 +147,34 @@ Index("ix_tracker_alert_clocks", alert_clocks.c.next_level, alert_clocks.c.due)
 # Keys: the day the handoff was created (UTC, 'YYYY-MM-DD'), its county, domain and kind
 # ('' where a handoff has none: key columns cannot be NULL).
 _STATS_KEY = ("day", "county", "domain", "kind")
-stats_cases = Table(
-    "stats_cases", metadata,   # handoffs by key and current state
-    *(Column(c, String(40), primary_key=True) for c in _STATS_KEY),
-    Column("state", String(40), primary_key=True),
-    Column("open", Boolean, primary_key=True),
-    Column("n", Integer, nullable=False),
-)
-stats_steps = Table(
-    "stats_steps", metadata,   # steps by key and command, with hours since the previous one
-    *(Column(c, String(40), primary_key=True) for c in _STATS_KEY),
-    Column("command", String(40), primary_key=True),
-    Column("n", Integer, nullable=False),
-    Column("timed", Integer, nullable=False),      # steps that have a previous step
-    Column("hours", Float, nullable=False),        # sum of their hours since it
-)
-# the same counters per unit named in the handoff (handoff_units): what a unit, and a
-# county centre beyond its county's referrals, sees is counted without reading history
-unit_stats_cases = Table(
-    "unit_stats_cases", metadata,
-    Column("unit", String(100), primary_key=True),
-    *(Column(c, String(40), primary_key=True) for c in _STATS_KEY),
-    Column("state", String(40), primary_key=True),
-    Column("open", Boolean, primary_key=True),
-    Column("n", Integer, nullable=False),
-)
-unit_stats_steps = Table(
-    "unit_stats_steps", metadata,
-    Column("unit", String(100), primary_key=True),
-    *(Column(c, String(40), primary_key=True) for c in _STATS_KEY),
-    Column("command", String(40), primary_key=True),
-    Column("n", Integer, nullable=False),
-    Column("timed", Integer, nullable=False),
-    Column("hours", Float, nullable=False),
-)
+def _counters(name: str, per_unit: bool, keys: tuple[Column, ...],
+              values: tuple[Column, ...]) -> Table:
+    """A counter table: (unit,) day, county, domain, kind, ``keys`` -> ``values``."""
+    unit = (Column("unit", String(100), primary_key=True),) if per_unit else ()
+    return Table(name, metadata, *unit,
+                 *(Column(c, String(40), primary_key=True) for c in _STATS_KEY),
+                 *keys, *values)
+
+
+def _case_counters(name: str, per_unit: bool) -> Table:   # handoffs by current state
+    return _counters(name, per_unit, (Column("state", String(40), primary_key=True),
+                                      Column("open", Boolean, primary_key=True)),
+                     (Column("n", Integer, nullable=False),))
+
+
+def _step_counters(name: str, per_unit: bool) -> Table:   # steps by command
+    return _counters(name, per_unit, (Column("command", String(40), primary_key=True),),
+                     (Column("n", Integer, nullable=False),
+                      Column("timed", Integer, nullable=False),   # steps with a previous one
+                      Column("hours", Float, nullable=False)))    # sum of hours since it
+
+
+stats_cases = _case_counters("stats_cases", per_unit=False)
+stats_steps = _step_counters("stats_steps", per_unit=False)
+# the same per unit named in the handoff (handoff_units): what a unit, and a county
+# centre beyond its county's referrals, sees is counted without reading history
+unit_stats_cases = _case_counters("unit_stats_cases", per_unit=True)
+unit_stats_steps = _step_counters("unit_stats_steps", per_unit=True)
 tracker_meta = Table(
     "tracker_meta", metadata,   # which derived tables this database has been filled for
     Column("key", String(60), primary_key=True),
