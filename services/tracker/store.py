@@ -147,6 +147,8 @@ Index("ix_tracker_alert_clocks", alert_clocks.c.next_level, alert_clocks.c.due)
 # Keys: the day the handoff was created (UTC, 'YYYY-MM-DD'), its county, domain and kind
 # ('' where a handoff has none: key columns cannot be NULL).
 _STATS_KEY = ("day", "county", "domain", "kind")
+
+
 def _counters(name: str, per_unit: bool, keys: tuple[Column, ...],
               values: tuple[Column, ...]) -> Table:
     """A counter table: (unit,) day, county, domain, kind, ``keys`` -> ``values``."""
