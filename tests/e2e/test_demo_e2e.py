@@ -45,8 +45,9 @@ def todo_of(stack, username: str) -> list[dict]:
 
 def test_every_demo_user_has_work(stack):
     demo(stack, 12)      # (another test may have seeded first: then it adds nothing)
+    # (other tests' handoffs, alert tasks among them, may be on the board too)
     kinds = {"criminal_referral", "market_referral", "joint_action", "assistance_request"}
-    rows = wait_for(lambda: (found := everything(stack)) and {r["kind"] for r in found} == kinds
+    rows = wait_for(lambda: (found := everything(stack)) and kinds <= {r["kind"] for r in found}
                     and found, timeout=60, message="the demo tracked")
     assert {"lucheng", "ouhai"} <= {r["county"] for r in rows}
     # backdated: created over weeks, not all "now"
