@@ -593,6 +593,41 @@ def cmd_dead_letters(args) -> int:
     return 0
 
 
+def cmd_migrate(args) -> int:
+    """Bring each service database to its newest schema revision, or print the SQL."""
+    import importlib
+
+    from shared import migrations
+    from shared.db import MissingDatabase, Store, database_url, normalize_url
+    status = 0
+    for name in args.service or DATABASES:
+        metadata = importlib.import_module(f"services.{name}.store").metadata
+        url = database_url(name)
+        if args.sql:
+            start = None
+            existing = Store(name, metadata, url, create=False)
+            try:
+                with existing.engine.connect() as conn:
+                    start = migrations.current(conn)
+            except MissingDatabase:
+                pass
+            finally:
+                existing.dispose()
+            print(f"-- {name}: from {start or 'an empty database'}")
+            migrations.sql(name, metadata, normalize_url(url).get_backend_name(), start)
+            continue
+        store = Store(name, metadata, url)     # creates the database if missing
+        try:
+            with store.engine.connect() as conn:
+                print(f"{name:16s} at {migrations.current(conn)}")
+        except migrations.SchemaMismatch as exc:
+            print(f"{name:16s} refused: {exc}")
+            status = 1
+        finally:
+            store.dispose()
+    return status
+
+
 def cmd_health(args) -> int:
     from shared.healthcheck import check
     status = 0
@@ -633,6 +668,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--detach", action="store_true",
                    help="return once healthy, leaving the services running")
     p.set_defaults(fn=cmd_run)
+
+    p = sub.add_parser("migrate", help="migrate each service database to its newest schema",
+                       description="Apply each service's schema migrations "
+                       "(services/<service>/migrations/versions/) to its database, as each "
+                       "service does on start; a database made before migrations is "
+                       "recognised and stamped if it matches a revision, refused otherwise. "
+                       "--sql prints the SQL instead (from the revision the database is at, "
+                       "or from empty), for a DBA to apply by hand.")
+    p.add_argument("--service", action="append", choices=DATABASES,
+                   help="only this service (repeatable); default every database")
+    p.add_argument("--sql", action="store_true", help="print the SQL, change nothing")
+    p.set_defaults(fn=cmd_migrate)
 
     p = sub.add_parser("health", help="ask each service's health RPC")
     p.add_argument("--service", action="append", choices=SERVICES)

@@ -83,7 +83,7 @@ def ensure_database(url: str) -> None:
 @contextmanager
 def advisory_lock(conn, name: str):
     """A PostgreSQL session advisory lock: replicas starting together take turns
-    (two CREATE DATABASE or two create_all at once fail on the catalog's unique keys)."""
+    (two CREATE DATABASE or two migrations at once fail on the catalog's unique keys)."""
     key = f"liandong:{name}"
     conn.execute(text("SELECT pg_advisory_lock(hashtext(:k))"), {"k": key})
     try:
@@ -139,7 +139,8 @@ def _must_exist(parsed) -> None:
 
 
 class Store:
-    """One service's database: engine, schema creation and transactional sessions."""
+    """One service's database: engine, schema (its migrations, shared/migrations.py) and
+    transactional sessions."""
 
     def __init__(self, service: str, metadata: MetaData, url: str | None = None,
                  create: bool = True):
@@ -154,14 +155,9 @@ class Store:
     def engine(self) -> Engine:
         if self._engine is None:
             engine = make_engine(self.url, create=self.create)
-            if not self.create:
-                pass
-            elif engine.dialect.name == "postgresql":
-                with engine.connect() as conn, advisory_lock(conn, "create-schema"):
-                    self.metadata.create_all(conn)
-                    conn.commit()
-            else:
-                self.metadata.create_all(engine)
+            if self.create:   # tables come from the service's migrations (one at a time)
+                from shared import migrations
+                migrations.upgrade(self.service, self.metadata, engine)
             self._engine = engine
             self._sessions = sessionmaker(self._engine, expire_on_commit=False)
         return self._engine

@@ -17,7 +17,7 @@ T0 = datetime(2026, 3, 2, 1, 0, tzinfo=timezone.utc)
 
 @pytest.fixture
 def recorded(tmp_path):
-    hs = HandoffStore("audit_test", "/wenzhou/transport/police_handoff",
+    hs = HandoffStore("police_handoff", "/wenzhou/transport/police_handoff",
                       url=f"sqlite:///{tmp_path / 'a.db'}")
     rec, step = domain.create("draft", UNIT, draft_payload(), T0)
     with hs.store.transaction() as s:

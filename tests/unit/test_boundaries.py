@@ -330,7 +330,7 @@ def test_a_non_ascii_token_is_a_401():
 
 def test_timeline_times_carry_their_utc_offset(tmp_path):
     from shared.handoffs import HandoffStore
-    store = HandoffStore("boundaries_t", "/wenzhou/transport/police_handoff",
+    store = HandoffStore("police_handoff", "/wenzhou/transport/police_handoff",
                          f"sqlite:///{tmp_path}/t.db")
     rec, step = police.create("draft", UNIT, draft_payload(), T0)
     with store.store.transaction() as s:

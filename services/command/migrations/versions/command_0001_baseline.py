@@ -1,0 +1,12 @@
+"""Baseline: the command's tables as commit fe1f9a4 made them with create_all."""
+
+from shared import migration_ops as ops
+
+revision = "command_0001"
+down_revision = None
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    ops.handoff_tables("command")
