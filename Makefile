@@ -54,6 +54,7 @@ debs: form-debs ## install chromium + chromium-driver (apt) for the browser test
 # development token keys on first use under var/keys/tokens (production refuses them).
 run: venv form-debs ## start every service (SQLite by default; DATABASE_URL for PostgreSQL)
 	@bin/ensure-servers rabbitmq
+	LIANDONG_ENV=development $(BIN)/liandong migrate
 	LIANDONG_ENV=development $(BIN)/liandong run
 
 test: venv servers debs ## all tests: unit, contracts, end to end on SQLite and PostgreSQL

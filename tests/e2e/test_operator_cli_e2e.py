@@ -105,7 +105,7 @@ SECURITY_AUDIT = {"--security", "--user", "--kind", "--limit"}   # test_sessions
 def test_every_command_of_the_operating_table(stack, servers, tmp_path):
     table = readme_commands()
     assert len(table) >= 10, table
-    steps = [_health, _demo_board_handoff, _referral_create_with_key, _outbox_and_relay,
+    steps = [_health, _migrate, _demo_board_handoff, _referral_create_with_key, _outbox_and_relay,
              _dead_letters, _rebuild_and_audit, _keys, _run_detached]
     for step in steps:
         step(stack, servers=servers, tmp=tmp_path)
@@ -132,6 +132,19 @@ def _health(stack, **_):
                "board", *COORD)
     assert down.returncode == 1 and "is RabbitMQ at" in down.stderr, down.stderr
     assert "Traceback" not in down.stderr, down.stderr
+
+
+def _migrate(stack, **_):
+    """Each service migrated its database on start: ``migrate`` finds them all at the
+    newest revision, and ``--sql`` has nothing to add after the revision it names."""
+    from shared import migrations
+    from shared.cli import DATABASES
+    out = ok(cli(stack.env, "migrate"))
+    for name in DATABASES:
+        assert f"{name:16s} at {migrations.heads(name)[0]}" in out, out
+    head = migrations.heads("tracker")[0]
+    sql = ok(cli(stack.env, "migrate", "--service", "tracker", "--sql"), f"from {head}")
+    assert "CREATE TABLE" not in sql and "ALTER TABLE" not in sql, sql
 
 
 def _demo_board_handoff(stack, **_):

@@ -51,7 +51,12 @@ def test_replicas_create_database_and_schema_once_together():
         check.dispose()
         assert set(tracker_store.metadata.tables) <= tables
     finally:
-        admin = create_engine(normalize_url(f"{PG}/postgres"), isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+        drop_database(name)
+
+
+def drop_database(name: str) -> None:
+    """Drop a test's own PostgreSQL database (its connections too)."""
+    admin = create_engine(normalize_url(f"{PG}/postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()

@@ -5,6 +5,7 @@ made before migrations is recognised and stamped only when it matches a revision
 from __future__ import annotations
 
 import importlib
+import os
 import subprocess
 import sys
 import uuid
@@ -15,8 +16,8 @@ from sqlalchemy.exc import DatabaseError
 
 from shared import migrations
 from shared.cli import DATABASES
-from shared.db import Store, normalize_url
-from tests.unit.test_db_startup import PG, _pg_up
+from shared.db import Store
+from tests.unit.test_db_startup import PG, _pg_up, drop_database
 
 
 def _metadata(service: str):
@@ -28,15 +29,21 @@ def test_every_service_database_has_migrations():
     assert all(len(migrations.heads(s)) == 1 for s in DATABASES)
 
 
-@pytest.mark.parametrize("service", DATABASES)
-def test_models_and_migrations_agree_on_sqlite(service, tmp_path):
-    store = Store(service, _metadata(service), f"sqlite:///{tmp_path / 'db.sqlite'}")
+def _drift_after_start(service: str, url: str) -> list:
+    """Start on an empty database as the service does (it migrates), then autogenerate's
+    diff between the models and what the migrations made."""
+    store = Store(service, _metadata(service), url)
     try:
         with store.engine.connect() as conn:
             assert migrations.current(conn) == migrations.heads(service)[0]
-            assert migrations.drift(_metadata(service), conn) == []
+            return migrations.drift(_metadata(service), conn)
     finally:
         store.dispose()
+
+
+@pytest.mark.parametrize("service", DATABASES)
+def test_models_and_migrations_agree_on_sqlite(service, tmp_path):
+    assert _drift_after_start(service, f"sqlite:///{tmp_path / 'db.sqlite'}") == []
 
 
 @pytest.mark.skipif(not _pg_up(), reason="no PostgreSQL on 127.0.0.1:5432")
@@ -45,23 +52,11 @@ def test_models_and_migrations_agree_on_postgresql():
     url = f"{PG}/{name}"
     differences = {}
     try:
-        for service in DATABASES:   # one fresh schema per service, in one fresh database
-            engine = create_engine(normalize_url(f"{PG}/postgres"), isolation_level="AUTOCOMMIT")
-            with engine.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            engine.dispose()
-            store = Store(service, _metadata(service), url)
-            try:
-                with store.engine.connect() as conn:
-                    assert migrations.current(conn) == migrations.heads(service)[0]
-                    differences[service] = migrations.drift(_metadata(service), conn)
-            finally:
-                store.dispose()
+        for service in DATABASES:   # each service in a fresh database
+            drop_database(name)
+            differences[service] = _drift_after_start(service, url)
     finally:
-        engine = create_engine(normalize_url(f"{PG}/postgres"), isolation_level="AUTOCOMMIT")
-        with engine.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        engine.dispose()
+        drop_database(name)
     assert differences == {s: [] for s in DATABASES}
 
 
@@ -112,7 +107,6 @@ def test_migrated_audit_steps_are_append_only(tmp_path):
 
 
 def _cli(*args, env=None):
-    import os
     return subprocess.run([sys.executable, "-m", "shared.cli", *args], capture_output=True,
                           text=True, timeout=120, env={**os.environ, **(env or {})})
 
