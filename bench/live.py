@@ -162,7 +162,7 @@ class Peer(Liandong):
         from shared.db import Store
         url = (stack.database_url.replace("{service}", name) if stack.database_url
                else f"sqlite:///{stack.tmp / (name + '.db')}")
-        return Store(name, base.metadata, url)
+        return Store(name, base.metadata, url, create=False)   # reads what the service made
 
     def applied(self, stack) -> int:
         return _count(self._store(stack, self.consumer, self.module.TrackerBase),
