@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import io
 import sys
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from pathlib import Path
 
 from alembic import command
@@ -28,6 +28,8 @@ from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, inspect
+
+from shared.db import advisory_lock
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT_LOCATION = Path(__file__).resolve().parent / "alembic"
@@ -76,13 +78,12 @@ def run_env(context) -> None:
 
 @contextmanager
 def _lock(conn):
-    if conn.dialect.name == "postgresql":
-        from shared.db import advisory_lock
-        with advisory_lock(conn, LOCK):
-            yield
-    else:
-        with nullcontext():
-            yield
+    """PostgreSQL: one replica at a time (SQLite: one process, the file's own lock)."""
+    if conn.dialect.name != "postgresql":
+        yield
+        return
+    with advisory_lock(conn, LOCK):
+        yield
 
 
 def heads(service: str) -> list[str]:
