@@ -39,7 +39,7 @@ from sqlalchemy import func, select
 from services.police_handoff import domain
 from services.police_handoff import store as ph_store
 from services.tracker import store as tr_store
-from shared.errors import InvalidTransition, Rejected
+from shared.errors import InvalidTransition, Rejected, Unavailable
 from shared.handoffs import HandoffStore
 from shared.messaging import messaging_tables
 from shared.topology import DLQ
@@ -269,10 +269,25 @@ class Load:
         self.counts = collections.Counter()
         self.errors: list[str] = []
         self.threads: list[threading.Thread] = []
+        self.rpc_times: list[float] = []     # when each RPC call was seen committed
 
     def count(self, key: str, n: int = 1) -> None:
         with self.lock:
             self.counts[key] += n
+            if key == "rpc_committed":
+                self.rpc_times.append(time.monotonic())
+
+    def rpc_gap(self, start: float, end: float) -> tuple[float | None, float]:
+        """Seconds from ``start`` to the first RPC call committed after it (None: none
+        before ``end``), and the longest time without a committed RPC call between the
+        last one before ``start`` and ``end``."""
+        with self.lock:
+            times = sorted(self.rpc_times)
+        before = [t for t in times if t <= start][-1:] or [start]
+        inside = [t for t in times if start < t <= end]
+        marks = before + inside + [end]
+        first = round(inside[0] - start, 1) if inside else None
+        return first, round(max(b - a for a, b in zip(marks, marks[1:], strict=False)), 1)
 
     @property
     def committed(self) -> int:
@@ -287,6 +302,13 @@ class Load:
         while True:
             try:
                 return fn(caller.get())
+            except Unavailable:
+                # 503: the service cannot tell yet whether the token is revoked (its
+                # revocation list is being made current again after a reconnect)
+                self.count("rpc_unavailable")
+                time.sleep(0.5)
+                if time.monotonic() > deadline:
+                    raise
             except Rejected:
                 raise
             except Exception as exc:  # noqa: BLE001 - the broker (or a node) is away
@@ -651,6 +673,7 @@ def test_cluster_services_node_stopped_failover(cluster, cluster_stack):
     clock.mark("events_flowing_without_node1")
     rpc_while_down = load.counts["rpc_committed"] - rpc_at_down
     committed_while_down = load.committed - at_stop
+    rpc_first_s, rpc_gap_s = load.rpc_gap(stopped_at, time.monotonic())
     first.start()
     stack.node = first
     back = time.monotonic()
@@ -663,6 +686,9 @@ def test_cluster_services_node_stopped_failover(cluster, cluster_stack):
              "rpc_calls_committed_while_node_down": rpc_while_down,
              "node_stop_took_s": round(down_at - stopped_at, 1),
              "rpc_answering_s_after_node_stop_began": round(rpc_back - stopped_at, 1),
+             "load_rpc_first_commit_s_after_node_stop_began": rpc_first_s,
+             "load_rpc_longest_gap_s_while_node_down": rpc_gap_s,
+             "rpc_unavailable_503_retried": load.counts["rpc_unavailable"],
              "rpc_answering_s_after_node_down": round(rpc_back - down_at, 1),
              "rpc_answering_s_after_node_back": round(answering - back, 1)}
     load.finish(more=40)
