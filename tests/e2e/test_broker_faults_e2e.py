@@ -303,12 +303,12 @@ class Load:
             try:
                 return fn(caller.get())
             except Unavailable:
-                # 503: the service cannot tell yet whether the token is revoked (its
-                # revocation list is being made current again after a reconnect)
+                # "try again shortly" (503): e.g. the service's revocation list is not
+                # current again yet after the broker came back (shared/revocations.py)
                 self.count("rpc_unavailable")
-                time.sleep(0.5)
                 if time.monotonic() > deadline:
                     raise
+                time.sleep(0.5)
             except Rejected:
                 raise
             except Exception as exc:  # noqa: BLE001 - the broker (or a node) is away
@@ -552,7 +552,9 @@ def test_broker_restart_mid_load_loses_and_doubles_nothing(broker_set, tmp_path)
     (`rabbitmq-server -detached`): first an orderly shutdown (SIGTERM, what `rabbitmqctl
     stop` does), then a crash (SIGKILL of the whole node)."""
     node = broker_set.nodes[0]
-    names = ["police_handoff", "tracker"]
+    # the gateway too: every service takes tokens only once it holds the gateway's list of
+    # revocations, and fetches it again after each reconnection (shared/revocations.py)
+    names = ["gateway", "police_handoff", "tracker"]
     clock = Clock()
     faults = []
 
