@@ -1,7 +1,8 @@
 """Moves nameko's ``rpc-<service>`` queues of an existing vhost from classic to quorum.
 
 A queue that exists as a classic queue cannot be declared again as a quorum queue (the
-broker answers PRECONDITION_FAILED, and the service stops at start). ``liandong bus
+broker answers PRECONDITION_FAILED: the new service retries every second, logging it, and
+answers no RPC). ``liandong bus
 migrate-queues`` (also run by ``liandong run`` before it starts the services) converts
 each one safely, over AMQP only:
 

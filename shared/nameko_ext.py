@@ -305,8 +305,8 @@ class ResilientRpcConsumer(RpcConsumer):
 
     * its ``rpc-<service>`` queue is a quorum queue (``shared.topology.rpc_queue``), so
       RPC goes on while a cluster node is down. A vhost where the queue exists as a
-      classic queue refuses the declaration (PRECONDITION_FAILED): ``liandong bus
-      migrate-queues`` converts it (shared/busqueues.py);
+      classic queue refuses the declaration (PRECONDITION_FAILED; the consumer retries
+      every second): ``liandong bus migrate-queues`` converts it (shared/busqueues.py);
     * a reply or ack lost with the broker connection is logged instead of killing the
       container. The request stays unacked, so the broker delivers it again after the
       reconnect (the caller has usually given up).
