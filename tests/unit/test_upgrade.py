@@ -26,6 +26,9 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 OLD = "fe1f9a4"
 OLD_SERVICES = ["police_handoff", "market_referral", "command", "tracker"]
 HANDOFF_SERVICES = ["police_handoff", "market_referral", "command"]
+# tables a later revision dropped, with what they held: the tracker's per-subject lock
+# rows (tracker_0003; advisory locks now), no record
+DROPPED = {("tracker", "subject_locks")}
 
 
 @pytest.fixture(scope="module")
@@ -102,6 +105,9 @@ def test_databases_of_fe1f9a4_upgrade_without_losing_a_row(old_tree, tmp_path, b
         for svc in OLD_SERVICES:
             after = _rows(url_of(svc))
             for table, rows in before[svc].items():
+                if (svc, table) in DROPPED:
+                    assert table not in after
+                    continue
                 old_columns = set(rows[0]) if rows else set()
                 kept = sorted(({k: v for k, v in r.items() if k in old_columns}
                                for r in after[table]), key=repr)

@@ -48,16 +48,15 @@ def upgrade() -> None:
     op.create_index("ix_tracker_inbox_received", "inbox", ["received_at"])
     for unit in ((), ("unit",)):   # the city's counters, and each unit's
         prefix = "unit_" if unit else ""
-        unit_column = [sa.Column("unit", sa.String(length=100), nullable=False)] if unit else []
         op.create_table(
-            f"{prefix}stats_cases", *unit_column, *_day_columns(),
+            f"{prefix}stats_cases", *_day_columns(unit),
             sa.Column("state", sa.String(length=40), nullable=False),
             sa.Column("open", sa.Boolean(), nullable=False),
             sa.Column("n", sa.Integer(), nullable=False),
             sa.PrimaryKeyConstraint(*unit, "day", "county", "domain", "kind", "state", "open"),
         )
         op.create_table(
-            f"{prefix}stats_steps", *unit_column, *_day_columns(),
+            f"{prefix}stats_steps", *_day_columns(unit),
             sa.Column("command", sa.String(length=40), nullable=False),
             sa.Column("n", sa.Integer(), nullable=False),
             sa.Column("timed", sa.Integer(), nullable=False),
@@ -72,6 +71,8 @@ def upgrade() -> None:
     )
 
 
-def _day_columns() -> list:
-    return [sa.Column(name, sa.String(length=40), nullable=False)
-            for name in ("day", "county", "domain", "kind")]
+def _day_columns(unit: tuple) -> list:
+    """(the unit,) day, county, domain, kind: new Column objects for each table."""
+    return [sa.Column(name, sa.String(length=100), nullable=False) for name in unit] + [
+        sa.Column(name, sa.String(length=40), nullable=False)
+        for name in ("day", "county", "domain", "kind")]
