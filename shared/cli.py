@@ -122,6 +122,22 @@ def wait_healthy(name: str, timeout: float = 60.0) -> bool:
     return False
 
 
+def _migrate_rpc_queues(services: list[str]) -> None:
+    """Before the services start: a vhost's classic rpc-<service> queues become quorum
+    queues (shared/busqueues.py); what cannot be moved is said, and that service stops."""
+    from shared import busqueues
+    try:
+        done, refused = busqueues.migrate(amqp_uri(), services)
+    except Exception as exc:  # noqa: BLE001 - the broker is not there: services will say
+        print(f"liandong run: RPC queues not checked ({exc})", file=sys.stderr)
+        return
+    for line in done:
+        if "classic -> quorum" in line or "moved back" in line:
+            print(f"  {line}", flush=True)
+    for line in refused:
+        print(f"liandong run: {line}", file=sys.stderr)
+
+
 def cmd_run(args) -> int:
     services = args.service or SERVICES
     log_dir = Path(os.environ.get("LIANDONG_DATA_DIR", ROOT / "var")) / "log"
@@ -156,6 +172,7 @@ def cmd_run(args) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    _migrate_rpc_queues(services)
     for i, name in enumerate(services, 1):
         start(name)
         print(f"[{i}/{len(services)}] starting {name} ...", flush=True)
@@ -721,6 +738,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     from services.supervision.cli import add_parser as add_penalties
     add_penalties(sub, _identity)
+
+    from shared.bususers import add_parser as add_bus
+    add_bus(sub)
 
     p = sub.add_parser("board", help="open handoffs visible to you, nearest deadline first")
     _identity(p)

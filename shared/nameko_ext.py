@@ -19,14 +19,14 @@ from marshmallow import ValidationError
 from nameko.extensions import DependencyProvider, Entrypoint
 from nameko.messaging import QueueConsumer
 from nameko.rpc import Rpc as NamekoRpc
-from nameko.rpc import RpcConsumer
+from nameko.rpc import RpcConsumer, get_rpc_exchange
 
 from shared import envelope as env
 from shared import faults, signing
 from shared.errors import Rejected
 from shared.events import validate_payload
 from shared.messaging import Relay
-from shared.topology import DLX, consumer_queue, declare
+from shared.topology import DLX, consumer_queue, declare, rpc_queue
 
 log = structlog.get_logger(__name__)
 
@@ -301,9 +301,23 @@ on_events = BatchEventEntrypoint.decorator
 
 
 class ResilientRpcConsumer(RpcConsumer):
-    """nameko's RpcConsumer, except that a reply or ack lost with the broker connection
-    is logged instead of killing the container. The request stays unacked, so the
-    broker delivers it again after the reconnect (the caller has usually given up)."""
+    """nameko's RpcConsumer, except that
+
+    * its ``rpc-<service>`` queue is a quorum queue (``shared.topology.rpc_queue``), so
+      RPC goes on while a cluster node is down. A vhost where the queue exists as a
+      classic queue refuses the declaration (PRECONDITION_FAILED; the consumer retries
+      every second): ``liandong bus migrate-queues`` converts it (shared/busqueues.py);
+    * a reply or ack lost with the broker connection is logged instead of killing the
+      container. The request stays unacked, so the broker delivers it again after the
+      reconnect (the caller has usually given up).
+    """
+
+    def setup(self):
+        if self.queue is None:
+            self.queue = rpc_queue(self.container.service_name,
+                                   get_rpc_exchange(self.container.config))
+            self.queue_consumer.register_provider(self)
+            self._registered = True
 
     def handle_result(self, message, result, exc_info):
         try:

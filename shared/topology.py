@@ -1,7 +1,11 @@
 """The RabbitMQ topology as data: exchanges, every consumer queue and its bindings,
-the dead-letter exchange and queue. Declared (idempotently) by every relay and
-consumer at start, so no event is published before its queues exist; also read by
-the AsyncAPI generator.
+the dead-letter exchange and queue, and nameko's ``rpc-<service>`` queues. Declared
+(idempotently) by every relay and consumer at start, so no event is published before
+its queues exist; also read by the AsyncAPI generator.
+
+Every durable queue is a quorum queue (replicated to the cluster's nodes): events and
+RPC go on while one node of three is down. Reply queues stay nameko's own (one per
+caller, non-durable, expiring): a quorum queue cannot be exclusive or temporary.
 """
 from __future__ import annotations
 
@@ -12,6 +16,8 @@ from shared.envelope import EXCHANGE
 DLX = "liandong.dlx"
 DLQ = "liandong.dead_letters"
 DELIVERY_LIMIT = 5  # a message redelivered this often goes to the DLQ (quorum queues)
+QUORUM = {"x-queue-type": "quorum"}
+RPC_QUEUE_TEMPLATE = "rpc-{}"    # nameko.rpc.RPC_QUEUE_TEMPLATE
 
 events_exchange = Exchange(EXCHANGE, type="topic", durable=True)
 dead_letter_exchange = Exchange(DLX, type="topic", durable=True)
@@ -33,7 +39,7 @@ def consumer_queue(name: str) -> Queue:
         name, bindings=[binding(events_exchange, routing_key=p) for p in patterns],
         durable=True, auto_delete=False,
         queue_arguments={
-            "x-queue-type": "quorum",
+            **QUORUM,
             "x-delivery-limit": DELIVERY_LIMIT,
             "x-dead-letter-exchange": DLX,
         })
@@ -41,7 +47,16 @@ def consumer_queue(name: str) -> Queue:
 
 def dead_letter_queue() -> Queue:
     return Queue(DLQ, exchange=dead_letter_exchange, routing_key="#", durable=True,
-                 auto_delete=False, queue_arguments={"x-queue-type": "quorum"})
+                 auto_delete=False, queue_arguments=dict(QUORUM))
+
+
+def rpc_queue(service: str, exchange: Exchange) -> Queue:
+    """nameko's RPC queue of ``service`` (routing keys ``<service>.*`` on the RPC
+    exchange), as a quorum queue. No delivery limit: nameko requeues a request only when
+    its container stops, and the request must then reach another replica."""
+    return Queue(RPC_QUEUE_TEMPLATE.format(service), exchange=exchange,
+                 routing_key=f"{service}.*", durable=True, auto_delete=False,
+                 queue_arguments=dict(QUORUM))
 
 
 def declare(connection) -> None:

@@ -128,6 +128,8 @@ class Node:
         self.log_dir = self.dir / "log"
         self.pid_file = self.dir / "rabbitmq.pid"
         self._prepared = False
+        # more rabbitmq.conf lines (set before the first start), e.g. load_definitions
+        self.extra_conf: list[str] = []
 
     def __repr__(self) -> str:
         return f"<Node {self.nodename} amqp:{self.port}>"
@@ -174,6 +176,7 @@ class Node:
                 "log.file.level = info",
                 "cluster_partition_handling = pause_minority",
                 "disk_free_limit.absolute = 50MB"]
+        conf += self.extra_conf
         if peers:
             conf += ["cluster_formation.peer_discovery_backend = classic_config"]
             conf += [f"cluster_formation.classic_config.nodes.{i} = {peer}"

@@ -98,7 +98,9 @@ def readme_commands() -> list[tuple[tuple[str, ...], set[str]]]:
 # operating table names them; running them here again would double that file's setup)
 ELSEWHERE = {"alerts": "test_alerts_e2e.py (send, replay, list, act, stats)",
              "users": "test_sessions_e2e.py (add, totp, revoke; audit --security)",
-             "notifications": "test_notifications_e2e.py (--status)"}
+             "notifications": "test_notifications_e2e.py (--status)",
+             "bus": "test_bus_e2e.py (definitions --out, migrate-queues --check --service); "
+                    "users show: tests/unit/test_bususers.py"}
 SECURITY_AUDIT = {"--security", "--user", "--kind", "--limit"}   # test_sessions_e2e.py
 
 

@@ -400,3 +400,62 @@ def test_docker_compose_config_is_valid(profile, tmp_path):
     result = subprocess.run(cmd + ["config", "-q"], check=False, cwd=ROOT, env=env,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
+
+
+# --- bus users (issue 15): each service its own RabbitMQ user, loaded at broker start ---
+
+DEFINITIONS_TARGET = "/etc/rabbitmq/definitions.json"
+
+
+def amqp_user(uri: str) -> tuple[str, str]:
+    """(user, password text) of ``amqp://user:password@host...``."""
+    m = re.match(r"^amqp://(?P<user>[^:@/]+):(?P<password>[^@]+)@", uri)
+    assert m, f"no user:password in {uri!r}"
+    return m["user"], m["password"]
+
+
+@pytest.mark.parametrize("name", service_names())
+def test_every_service_connects_as_its_own_bus_user(services, name):
+    from shared.bususers import bus_users, password_variable
+    users = bus_users()
+    assert name in users, (f"services/{name} has no user in contracts/bus/publishers.yaml "
+                           f"(publishers: or consumers:)")
+    user, password = amqp_user(environment(services[name])["AMQP_URI"])
+    assert user == users[name][0], f"{name} connects as {user!r}, not {users[name][0]!r}"
+    variable = password_variable(name)
+    assert password.startswith(f"${{{variable}:?"), (
+        f"{name}: the password must be ${{{variable}:?...}} (required), got {password!r}")
+
+
+def test_bus_users_are_distinct_and_none_is_the_administrator(services):
+    from shared.bususers import bus_users
+    connecting = {name: amqp_user(environment(services[name])["AMQP_URI"])[0]
+                  for name in service_names()}
+    assert len(set(connecting.values())) == len(connecting), connecting
+    admin = environment(services["rabbitmq"])["RABBITMQ_DEFAULT_USER"]
+    assert not {admin, "liandong", "guest"} & set(connecting.values()), connecting
+    assert "AMQP_URI" not in (load_compose().get("x-service-env") or {}), (
+        "no AMQP_URI shared by every service: each one sets its own")
+    # every user in the contract belongs to a service that exists
+    assert set(bus_users()) == set(service_names())
+
+
+def test_every_node_loads_the_bus_definitions_at_start(services):
+    conf = parse_rabbitmq_conf()
+    assert conf.get("load_definitions") == DEFINITIONS_TARGET
+    nodes = [svc for svc in services.values() if str(svc.get("image", "")).startswith("rabbitmq")]
+    assert len(nodes) == 3
+    for svc in nodes:
+        mounts = [v for v in svc.get("volumes") or [] if isinstance(v, dict)
+                  and v.get("target") == DEFINITIONS_TARGET]
+        assert len(mounts) == 1, svc.get("hostname")
+        assert mounts[0].get("read_only") is True
+        source = str(mounts[0].get("source"))
+        assert source.startswith("${RABBITMQ_DEFINITIONS:?") and \
+            "liandong bus definitions" in source, source
+
+
+def test_definitions_file_is_never_committed_nor_built_in():
+    for ignore in (".gitignore", ".dockerignore"):
+        lines = (ROOT / ignore).read_text(encoding="utf-8").splitlines()
+        assert "deploy/rabbitmq/definitions.json" in lines, ignore
