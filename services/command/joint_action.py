@@ -3,9 +3,10 @@
 The action as a whole follows ``contracts/standards/joint_action.yaml`` (run by
 ``shared.procedure``); this module adds what the table cannot say:
 
-* who may dispatch what: the city centre to any county centre or agency (a county centre
-  only inside the action's area), a county centre only inside its own county and only to
-  the agencies serving it;
+* who may dispatch what: the city centre to any county centre (only inside the action's
+  area) or agency, a county centre only inside its own county and only to the agencies and
+  enforcement teams serving it — which agency takes orders from which centre is data
+  (``dispatched_by`` in contracts/command/centres.yaml);
 * the per-recipient state kept in the record (``recipients``): acknowledged, progress,
   result, deadlines and escalations — a recipient acts only for itself, acknowledges
   before it reports, reports once;
@@ -83,6 +84,7 @@ def _check_dispatch(actor: Actor, data: dict, now: datetime) -> list[ref.Unit]:
     reference = ref.reference()
     if actor.role == "city_command":
         require_city_centre(actor, "dispatch a city-wide joint action")
+        centre = reference.city
     else:
         centre = require_own_centre(actor)
         outside = [c for c in data["area"] if c != centre.county]
@@ -100,10 +102,12 @@ def _check_dispatch(actor: Actor, data: dict, now: datetime) -> list[ref.Unit]:
             problem = f"unknown unit {unit_id!r} (see contracts/command/centres.yaml)"
         elif unit.type == "city_centre" or unit.id == actor.unit:
             problem = f"{unit_id} dispatches, it cannot receive its own action"
-        elif actor.role == "county_command" and (unit.type != "agency"
-                                                 or unit.county != actor.county):
-            problem = (f"a county centre dispatches only to agencies serving "
-                       f"{actor.county}; {unit_id} is not one")
+        elif not reference.may_dispatch(centre, unit):
+            problem = (f"a county centre dispatches only to agencies and teams serving "
+                       f"{actor.county}; {unit_id} is not one"
+                       if centre.type == "county_centre" else
+                       f"{unit_id} takes orders from its own county's centre, not the "
+                       "city centre (contracts/command/centres.yaml dispatched_by)")
         elif unit.type == "county_centre" and unit.county not in data["area"]:
             problem = f"{unit_id} acts in {unit.county}, which is not in the action's area"
         if problem:

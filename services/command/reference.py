@@ -9,6 +9,7 @@ import os
 from dataclasses import dataclass
 from functools import cache
 
+from shared import units
 from shared.auth import ROLES
 from shared.calendar import Period
 from shared.schemas.command import centres_document
@@ -25,11 +26,15 @@ class Unit:
     type: str            # city_centre | county_centre | agency
     role: str            # the role its users sign in with (shared/auth.py)
     county: str | None   # the county it serves; None = city-level
-    agency: str          # command | police | market_regulation | port_shipping
+    agency: str          # command | police | market_regulation | port_shipping | enforcement
+    # the centres that may dispatch a joint action to it (agencies only):
+    # city_centre, county_centre (only to units serving its own county)
+    dispatched_by: tuple[str, ...] = ()
 
     def to_dict(self) -> dict:
         return {"id": self.id, "name": self.name, "type": self.type, "role": self.role,
-                "county": self.county, "agency": self.agency}
+                "county": self.county, "agency": self.agency,
+                "dispatched_by": list(self.dispatched_by)}
 
 
 class Reference:
@@ -66,12 +71,16 @@ class Reference:
             if raw["role"] not in ROLES:
                 raise StandardError(f"centres.yaml: agency {agency} has unknown role "
                                     f"{raw['role']!r}")
-            for u in raw["units"]:
+            dispatched_by = tuple(raw.get("dispatched_by") or ())
+            if not dispatched_by or set(dispatched_by) - set(DISPATCHERS):
+                raise StandardError(f"centres.yaml: agency {agency} dispatched_by "
+                                    f"{list(dispatched_by)} must name some of {DISPATCHERS}")
+            for u in _agency_units(agency, raw):
                 if u.get("county") is not None and u["county"] not in COUNTIES:
                     raise StandardError(f"centres.yaml: unit {u['id']} names unknown county "
                                         f"{u['county']!r}")
                 self._add(Unit(u["id"], u["name"], "agency", raw["role"], u.get("county"),
-                               agency))
+                               agency, dispatched_by))
         self.domains: dict[str, dict] = dict(doc["domains"])
         self.rank_by: list[dict] = list(doc.get("assessment", {}).get("rank_by", []))
 
@@ -95,12 +104,35 @@ class Reference:
     def are_neighbours(self, a: str, b: str) -> bool:
         return b in self.neighbours.get(a, ())
 
+    def may_dispatch(self, dispatcher: Unit, unit: Unit) -> bool:
+        """Whether ``dispatcher`` (a centre) may dispatch a joint action to ``unit``, by
+        the agencies' ``dispatched_by`` (a county centre: units serving its county only;
+        the city centre also to the county centres)."""
+        if dispatcher.type == "city_centre" and unit.type == "county_centre":
+            return True
+        return (unit.type == "agency" and dispatcher.type in unit.dispatched_by
+                and (dispatcher.type == "city_centre" or unit.county == dispatcher.county))
+
     def to_dict(self) -> dict:
         return {"city_centre": self.city.to_dict(),
                 "county_centres": {c: {**u.to_dict(), "neighbours": sorted(self.neighbours[c])}
                                    for c, u in self.county_centres.items()},
                 "agencies": [u.to_dict() for u in self.units.values() if u.type == "agency"],
                 "domains": self.domains, "periods": periods()}
+
+
+DISPATCHERS = ("city_centre", "county_centre")
+
+
+def _agency_units(agency: str, raw: dict) -> list[dict]:
+    """An agency's units: listed, or every unit of ``units_of_kind`` in contracts/units.yaml."""
+    if "units_of_kind" not in raw:
+        return list(raw["units"])
+    found = [u.to_dict() for u in units.load().by_id.values() if u.kind == raw["units_of_kind"]]
+    if not found or any(u["role"] != raw["role"] for u in found):
+        raise StandardError(f"centres.yaml: agency {agency}: units.yaml has no unit of kind "
+                            f"{raw['units_of_kind']!r} with role {raw['role']!r}")
+    return found
 
 
 def reference() -> Reference:

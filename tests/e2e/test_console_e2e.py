@@ -3,10 +3,14 @@ driven by selenium) against the real stack: an enforcement unit drafts a referra
 requests approval through the console (a bad field is reported next to it), the agency
 head sees it arrive on the board and approves it, the coordinator's board shows the new
 state and deadline, another county's police sees nothing; a county centre acknowledges a
-joint action in the command view; the statistics charts draw. Screenshots go to
-var/artifacts/. Skipped only when chromium is not installed (`make debs` installs it)."""
+joint action in the command view and dispatches one to its own enforcement teams; a
+missed acknowledgement escalates on the city centre's open page (the command service on
+a test clock); live updates reach 待办 and pages without a reload; the statistics charts
+draw. Screenshots go to var/artifacts/ (desktop and 390 px phone for these flows).
+Skipped only when chromium is not installed (`make debs` installs it)."""
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
@@ -25,11 +29,15 @@ from services.police_handoff import domain
 from services.police_handoff import store as ph_store
 from shared import envelope as env
 from shared import signing
+from shared.auth import Actor
 from tests.conftest import ROOT, wait_for
 from tests.helpers import (
     CITY,
     COORDINATOR,
     HEAD,
+    LUCHENG,
+    OUHAI,
+    RESULT,
     TRANSFER,
     UNIT,
     VALID_ID,
@@ -39,6 +47,7 @@ from tests.helpers import (
 )
 
 pytestmark = pytest.mark.e2e
+LUCHENG_TEAM_2 = Actor("officer-wang", "enforcement_unit", "lucheng-team-2", "lucheng")
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -214,6 +223,37 @@ class Console:
 
     def field(self, form, name: str, tag: str = "input"):
         return self.css(f'[data-field="{name}"] {tag}', form)
+
+    def create_form(self, command: str):
+        """The form of a 指挥调度 creation panel (下达联合行动, 请求协查), opened."""
+        box = self.visible(f'details[data-create="{command}"]')
+        if box.get_attribute("open") is None:
+            self.css("summary", box).click()
+        return self.css("form", box)
+
+    def mark(self) -> str:
+        """Mark the loaded page: ``not_reloaded`` is true while the same page is on
+        screen (a reload or navigation loses the mark)."""
+        mark = uuid.uuid4().hex
+        self.d.execute_script("window.__liandongMark = arguments[0]", mark)
+        return mark
+
+    def not_reloaded(self, mark: str) -> bool:
+        return self.d.execute_script("return window.__liandongMark") == mark
+
+    def shots(self, name: str) -> list[Path]:
+        """The page at desktop width (whole page) and on a 390 px phone."""
+        desktop = self.screenshot(name)
+        self.phone(True)
+        try:
+            time.sleep(0.3)
+            phone = ARTIFACTS / f"console-{self.backend}-{name}-phone.png"
+            self.d.save_screenshot(str(phone))
+            width = self.d.execute_script("return document.documentElement.scrollWidth")
+            assert width <= PHONE_WIDTH, (name, width)      # nothing scrolls sideways
+        finally:
+            self.phone(False)
+        return [desktop, phone]
 
 
 @pytest.fixture(scope="module")
@@ -657,6 +697,7 @@ def test_police_see_a_new_transfer_appear_in_their_work_without_reloading(consol
     c.wait(lambda d: "live" in (c.css("#live-state").get_attribute("class") or "")
            and "off" not in c.css("#live-state").get_attribute("class"), "the live stream")
     before = len(c.all("#todo-list .todo-item"))
+    mark = c.mark()
     number = f"LIVE-{uuid.uuid4().hex[:6].upper()}"
     with web.rpc() as rpc:
         svc = rpc.police_handoff
@@ -669,5 +710,132 @@ def test_police_see_a_new_transfer_appear_in_their_work_without_reloading(consol
     assert c.all('[data-todo="sign_receipt"]', item)
     assert len(c.all("#todo-list .todo-item")) == before + 1
     assert int(c.css("#nav-todo-count").text) == before + 1
-    c.screenshot("todo-live")
+    assert c.not_reloaded(mark)
+    c.shots("todo-live")
+    assert c.js_errors() == []
+
+
+def _live(c) -> None:
+    c.wait(lambda d: "off" not in (c.css("#live-state").get_attribute("class") or "off"),
+           "the live stream")
+
+
+def test_county_centre_dispatches_to_its_own_enforcement_teams(console, web):
+    """Issue 14, "county centre -> its own teams if the procedure allows": lucheng's
+    centre is offered its own county's teams and agencies only (centres.yaml
+    dispatched_by), dispatches to its two teams; team 1 finds the order in 待办 and
+    acknowledges it in one click; the centre sees that on its screen without reloading."""
+    c = console
+    title = f"本辖区中队联合检查-{uuid.uuid4().hex[:6]}"
+    c.sign_in("lucheng-command")
+    c.css("#nav a[data-nav=command]").click()
+    form = c.create_form("dispatch")
+    offered = [e.get_attribute("data-choice")
+               for e in c.all('[data-field="recipients"] [data-choice]', form)]
+    assert {"lucheng-team-1", "lucheng-team-2", "lucheng-psb", "lucheng-amr"} <= set(offered)
+    assert all(u.startswith("lucheng-") for u in offered), offered   # its own county only
+    assert "lucheng-command" not in offered
+    groups = [g.text for g in c.all('[data-field="recipients"] .group-title', form)]
+    assert "执法中队" in groups, groups
+    assert c.css('[data-field="area"] input[value="lucheng"]', form).is_selected()
+    c.fill(c.field(form, "title"), title)
+    c.choose(c.field(form, "domain", "select"), "超限超载")
+    c.fill(c.field(form, "instructions", "textarea"), "两个中队在104国道治超点联合检查")
+    for unit in ("lucheng-team-1", "lucheng-team-2"):
+        c.css(f'[data-choice="{unit}"] input', form).click()
+    c.css('button[type="submit"]', form).click()
+    c.wait(lambda d: c.all('.command-detail[data-state="dispatched"]'), "the dispatched action")
+    action_id = c.css(".command-detail").get_attribute("data-handoff-id")
+    assert "鹿城区交通运输行政执法队一中队" in c.css("#recipients").text   # names, not codes
+    c.shots("county-dispatch-teams")
+
+    c.sign_in("lucheng-team1")
+    mine = f'.todo-item[data-handoff-id="{action_id}"]'
+    item = c.wait(lambda d: c.all(mine), "the order in team 1's 待办")[0]
+    c.css('[data-todo="acknowledge"]', item).click()
+    c.css('button[type="submit"]', c.visible(f'{mine} details[data-action="acknowledge"] form')
+          ).click()
+    c.wait(lambda d: c.all(f'{mine} [data-todo="report_result"]'),
+           "the order now waits for team 1's result")
+    c.shots("team-todo")
+
+    c.sign_in("lucheng-command")
+    c.open(f"#/command/joint_action/{action_id}")
+    c.visible('#recipients tr[data-recipient="lucheng-team-1"][data-status="acknowledged"]')
+    _live(c)
+    mark = c.mark()
+    with web.rpc() as rpc:     # team 2 acknowledges elsewhere: the centre's page follows
+        rpc.command.act(token(LUCHENG_TEAM_2), action_id, "acknowledge", {"note": "二中队收到"})
+    c.wait(lambda d: c.all('#recipients tr[data-recipient="lucheng-team-2"]'
+                           '[data-status="acknowledged"]'), "team 2's ack without a reload")
+    assert c.not_reloaded(mark)
+    assert c.js_errors() == []
+
+
+@contextlib.contextmanager
+def command_clock(stack, ahead: timedelta):
+    """The command service restarted on a development test clock ``ahead`` of real time
+    (LIANDONG_CLOCK) sweeping every second: deadlines of the procedure's real length
+    (30 minutes for an acknowledgement) are missed at once, nothing sleeps. Restarted
+    on the real clock afterwards, for the module's other tests."""
+    clock = (datetime.now(timezone.utc) + ahead).isoformat()
+    stack.stop("command")
+    try:
+        stack.start("command", LIANDONG_CLOCK=clock, COMMAND_SWEEP_SECONDS="1")
+        yield
+    finally:
+        if "command" in stack.procs:
+            stack.stop("command")
+        stack.start("command")
+
+
+def test_missed_acknowledgement_escalates_on_the_city_centres_screen(console, web):
+    """The issue's check: the city centre dispatches a joint action to three county
+    centres from the console and keeps its page open; lucheng and ouhai acknowledge and
+    report (elsewhere), longwan never acknowledges; when its 30 minutes are over (the
+    command service's test clock, not a sleep) the sweep escalates to the city centre and
+    the escalation appears on the city centre's screen without a reload."""
+    c = console
+    title = f"全市联合整治-{uuid.uuid4().hex[:6]}"
+    c.sign_in("city")
+    c.css("#nav a[data-nav=command]").click()
+    form = c.create_form("dispatch")
+    c.fill(c.field(form, "title"), title)
+    c.choose(c.field(form, "domain", "select"), "非法营运")
+    centres = {"lucheng": "lucheng-command", "ouhai": "ouhai-command",
+               "longwan": "longwan-command"}
+    for county, unit in centres.items():
+        c.css(f'[data-field="area"] input[value="{county}"]', form).click()
+        c.css(f'[data-choice="{unit}"] input', form).click()
+    c.fill(c.field(form, "instructions", "textarea"), "机场、高铁站周边非法营运联合整治")
+    c.css('button[type="submit"]', form).click()
+    c.wait(lambda d: c.all('.command-detail[data-state="dispatched"]'), "the dispatched action")
+    action_id = c.css(".command-detail").get_attribute("data-handoff-id")
+    assert not c.all("#escalations tr")
+    _live(c)
+    mark = c.mark()
+
+    with web.rpc() as rpc:
+        for actor in (LUCHENG, OUHAI):
+            rpc.command.act(token(actor), action_id, "acknowledge", {"note": "收到"})
+            rpc.command.act(token(actor), action_id, "report_result", RESULT)
+    c.wait(lambda d: {r.get_attribute("data-recipient") for r in c.all(
+        '#recipients tr[data-status="reported"]')} == {"lucheng-command", "ouhai-command"},
+        "two reports on the city centre's screen")
+    assert c.css('#recipients tr[data-recipient="longwan-command"]').get_attribute(
+        "data-status") == "dispatched"
+    assert not c.all("#escalations tr")
+
+    with command_clock(web, timedelta(minutes=31)):
+        row = c.wait(lambda d: c.all("#escalations tbody tr"),
+                     "the escalation on the city centre's screen", timeout=60)[0]
+        assert "龙湾区交通运输指挥中心" in row.text
+        assert "escalated" in c.css('#recipients tr[data-recipient="longwan-command"]'
+                                    ).get_attribute("class")
+        assert len(c.all("#escalations tbody tr")) == 1     # lucheng and ouhai acked
+        assert c.not_reloaded(mark)                          # no reload, no navigation
+        c.shots("escalation")
+        c.css("#nav a[data-nav=command]").click()            # the list shows it too
+        listed = c.visible(f'#joint-actions tr[data-handoff-id="{action_id}"]')
+        assert "escalated" in listed.get_attribute("class")
     assert c.js_errors() == []

@@ -31,6 +31,7 @@ from tests.helpers import (
     RESULT,
     RUIAN,
     TAISHUN,
+    UNIT,
     dispatch_payload,
 )
 
@@ -84,7 +85,7 @@ def test_reference_data_covers_the_city_and_its_twelve_centres():
     assert reference.city.id == "wenzhou-command"
     assert set(reference.county_centres) == set(COUNTIES)
     assert {u.agency for u in reference.units.values() if u.type == "agency"} == {
-        "police", "market_regulation", "port_shipping"}
+        "police", "market_regulation", "port_shipping", "enforcement"}
     assert set(reference.domains) == {"key_vehicles", "overloading", "illegal_operation",
                                       "ride_hailing", "driving_training"}
     assert reference.are_neighbours("lucheng", "ouhai")
@@ -184,7 +185,48 @@ def test_county_centre_dispatches_inside_its_own_area_to_its_agencies():
     assert not domain.can_view(OUHAI, action.rec)
 
 
+def test_county_centre_dispatches_to_its_own_enforcement_teams():
+    """"County centre -> its own teams" (issue 14): the teams are read from units.yaml,
+    take orders from their own county's centre only (``dispatched_by``), acknowledge and
+    report for themselves."""
+    reference = ref.reference()
+    teams = {u.id for u in reference.units.values() if u.agency == "enforcement"}
+    assert {"lucheng-team-1", "lucheng-team-2", "ouhai-team-1"} <= teams
+    team = reference.unit("lucheng-team-1")
+    assert (team.role, team.county, team.dispatched_by) == (
+        "enforcement_unit", "lucheng", ("county_centre",))
+    assert team.name == "鹿城区交通运输行政执法队一中队"
+    lucheng = reference.centre_of("lucheng")
+    assert reference.may_dispatch(lucheng, team)
+    assert not reference.may_dispatch(reference.centre_of("ouhai"), team)
+    assert not reference.may_dispatch(reference.city, team)
+    assert reference.may_dispatch(reference.city, reference.unit("lucheng-psb"))
+    action = Action(LUCHENG, dispatch_payload(
+        T0, area=["lucheng"], recipients=["lucheng-team-1", "lucheng-team-2", "lucheng-psb"]))
+    assert action.rec["recipients"]["lucheng-team-1"]["role"] == "enforcement_unit"
+    assert domain.can_view(UNIT, action.rec)
+    action.do(UNIT, "acknowledge", {"note": "一中队收到"})
+    action.do(UNIT, "report_result", RESULT)
+    assert action.rec["recipients"]["lucheng-team-1"]["status"] == "reported"
+    with pytest.raises(NotAllowed):          # another county's team is no recipient
+        action.do(Actor("x", "enforcement_unit", "ouhai-team-1", "ouhai"), "acknowledge")
+
+
+def test_reference_dispatch_rule_is_checked_on_load():
+    doc = ref.centres_document()
+    doc["agencies"]["enforcement"]["dispatched_by"] = ["province_centre"]
+    with pytest.raises(StandardError, match="dispatched_by"):
+        ref.Reference(doc)
+    doc = ref.centres_document()
+    doc["agencies"]["enforcement"]["units_of_kind"] = "court"
+    with pytest.raises(StandardError, match="no unit of kind 'court' with role"):
+        ref.Reference(doc)
+
+
 @pytest.mark.parametrize(("actor", "over", "error", "field"), [
+    (LUCHENG, {"area": ["lucheng"], "recipients": ["ouhai-team-1"]}, InvalidInput,
+     "recipients"),
+    (CITY, {"recipients": ["lucheng-team-1"]}, InvalidInput, "recipients"),
     (LUCHENG, {"area": ["lucheng", "ouhai"], "recipients": ["lucheng-psb"]},
      NotAllowed, "area"),
     (LUCHENG, {"area": ["lucheng"], "recipients": ["ouhai-psb"]}, InvalidInput, "recipients"),

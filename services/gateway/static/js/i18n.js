@@ -112,7 +112,7 @@ const ZH = {
   "kind.joint_action": "联合行动", "kind.assistance_request": "协查请求",
 
   "agency.police": "公安", "agency.market_regulation": "市场监管", "agency.command": "指挥中心",
-  "agency.transport": "交通运输",
+  "agency.transport": "交通运输", "agency.enforcement": "执法中队", "agency.port_shipping": "港航",
 
   "domain.key_vehicles": "重点车辆", "domain.overloading": "超限超载",
   "domain.illegal_operation": "非法营运", "domain.ride_hailing": "网约车",
@@ -377,6 +377,7 @@ const EN = {
   "kind.joint_action": "Joint action", "kind.assistance_request": "Assistance request",
   "agency.police": "Police", "agency.market_regulation": "Market regulation",
   "agency.command": "Command centres", "agency.transport": "Transport",
+  "agency.enforcement": "Enforcement teams", "agency.port_shipping": "Port & shipping",
   "domain.key_vehicles": "Key vehicles", "domain.overloading": "Overloading",
   "domain.illegal_operation": "Illegal operation", "domain.ride_hailing": "Ride hailing",
   "domain.driving_training": "Driver training",

@@ -173,7 +173,7 @@ function escalationsPanel(rec) {
 const CENTRES = new Set(["city_command", "county_command"]);
 
 /** 下达联合行动 (city centre: to chosen county centres and partner agencies; a county
- *  centre: to the agencies serving its county) and 请求协查 (a county centre: neighbours
+ *  centre: to the agencies and its own enforcement teams serving its county) and 请求协查 (a county centre: neighbours
  *  first; another county needs the city centre's approval). */
 async function createPanels(ctx) {
   const me = ctx.me;
@@ -183,10 +183,14 @@ async function createPanels(ctx) {
   const panels = [];
   const city = me.role === "city_command";
   const centres = Object.entries(ref.county_centres);
-  const recipients = city
-    ? [...centres.map(([c, u]) => ({ value: u.id, label: u.name, group: t("command.county_centres"), county: c })),
-      ...ref.agencies.map((u) => ({ value: u.id, label: u.name, group: label("agency", u.agency) }))]
-    : ref.agencies.filter((u) => u.county === me.county).map((u) => ({ value: u.id, label: u.name, group: label("agency", u.agency) }));
+  // who takes orders from whom is the reference's `dispatched_by` (centres.yaml): the
+  // city centre the county centres and city-wide agencies; a county centre the agencies
+  // and its own enforcement teams serving its county, nothing else is offered
+  const mine = (u) => (u.dispatched_by || []).includes(city ? "city_centre" : "county_centre")
+    && (city || u.county === me.county);
+  const recipients = [
+    ...(city ? centres.map(([c, u]) => ({ value: u.id, label: u.name, group: t("command.county_centres"), county: c })) : []),
+    ...ref.agencies.filter(mine).map((u) => ({ value: u.id, label: u.name, group: label("agency", u.agency) }))];
   const now = Date.now();
   panels.push(createBox("dispatch", "joint_action", commandForm({
     schema: joint.payloads.dispatch, command: "dispatch",
