@@ -4,19 +4,25 @@ two tables of its own:
 * ``alert_intake`` — every alert applied, keyed by (source unit, the source's alert id):
   a repeated message id is applied once (the key forbids a second row);
 * ``alert_targets`` — the open task of each target (kind + vehicle/vessel): its key
-  forbids two tasks being opened at once for the same target, so a repeat joins.
+  forbids two tasks being opened at once for the same target, so a repeat joins;
+* ``alert_dead_letters`` — every MQTT message the intake could not apply (not JSON, not
+  an alert of a known kind, a bad topic), with its reason: never dropped silently
+  (``liandong alerts dead-letters``).
 """
 from __future__ import annotations
 
 from datetime import UTC
 
 from sqlalchemy import (
+    JSON,
     Boolean,
     Column,
     DateTime,
     Index,
+    Integer,
     String,
     Table,
+    Text,
     delete,
     func,
     insert,
@@ -26,6 +32,7 @@ from sqlalchemy import (
 
 from services.alerts import domain
 from services.alerts import reference as ref
+from shared.db import utc
 from shared.handoffs import HandoffStore
 
 SERVICE = "alerts"
@@ -50,6 +57,17 @@ targets = Table(
     Column("target_key", String(200), primary_key=True),
     Column("task_id", String(36), nullable=False),
 )
+dead_letters = Table(
+    "alert_dead_letters", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("source", String(100), nullable=False),
+    Column("topic", String(300), nullable=False),
+    Column("reason", String(500), nullable=False),
+    Column("errors", JSON, nullable=True),
+    Column("payload", Text, nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+)
+Index("ix_alert_intake_received", intake.c.received_at)
 
 
 def apply_alert(session, actor, data: dict, now, for_update: bool = False) -> dict:
@@ -131,3 +149,30 @@ def alerts_per_task(session) -> dict[str, int]:
 
 def intake_count(session) -> int:
     return session.execute(select(func.count()).select_from(intake)).scalar_one()
+
+
+def dead_letter(session, source: str, topic: str, reason: str, errors, payload: bytes,
+                now) -> None:
+    """Keep a message the intake could not apply, with its reason."""
+    session.execute(insert(dead_letters).values(
+        source=source[:100], topic=topic[:300], reason=reason[:500], errors=errors,
+        payload=payload.decode("utf-8", errors="replace")[:20000], received_at=now))
+
+
+def list_dead_letters(session, limit: int = 100, source: str | None = None) -> list[dict]:
+    t = dead_letters
+    query = select(t).order_by(t.c.id.desc()).limit(limit)
+    if source:
+        query = query.where(t.c.source == source)
+    return [{**row._mapping, "received_at": utc(row.received_at).isoformat()}
+            for row in session.execute(query)]
+
+
+def intake_rates(session, since) -> dict:
+    """Alerts applied and dead letters since ``since``, per source."""
+    since = since.astimezone(UTC)
+    applied = dict(session.execute(select(intake.c.source, func.count()).where(
+        intake.c.received_at >= since).group_by(intake.c.source)).all())
+    dead = dict(session.execute(select(dead_letters.c.source, func.count()).where(
+        dead_letters.c.received_at >= since).group_by(dead_letters.c.source)).all())
+    return {"applied": applied, "dead_letters": dead}
