@@ -123,8 +123,7 @@ class Applier:
         items = [self._parse(m) for m in messages]
         try:
             with self.store.transaction() as s:
-                out = [self._one(s, m, item, now) for m, item in zip(messages, items,
-                                                                        strict=True)]
+                out = self._batch(s, messages, items, now)
         except (IntegrityError, InvalidTransition):
             out = [self._alone(m, item, now) for m, item in zip(messages, items, strict=True)]
         self.counts.received += len(messages)
@@ -139,19 +138,24 @@ class Applier:
         except InvalidInput as exc:
             return exc
 
-    def _one(self, session, msg, item, now) -> str:
-        if isinstance(item, InvalidInput):
-            self._dead(session, msg, item.message, item.errors, now)
-            return "dead_letter"
-        actor, data = item
-        return st.apply_alert(session, actor, data, now,
-                              for_update=self.store.is_postgres)["outcome"]
+    def _batch(self, session, messages, items, now) -> list[str]:
+        """The good alerts in one ``apply_alerts``, the bad ones dead-lettered."""
+        good = [item for item in items if not isinstance(item, InvalidInput)]
+        applied = iter(st.apply_alerts(session, good, now, for_update=self.store.is_postgres))
+        out = []
+        for msg, item in zip(messages, items, strict=True):
+            if isinstance(item, InvalidInput):
+                self._dead(session, msg, item.message, item.errors, now)
+                out.append("dead_letter")
+            else:
+                out.append(next(applied)["outcome"])
+        return out
 
     def _alone(self, msg, item, now) -> str:
         for attempt in (1, 2, 3):
             try:
                 with self.store.transaction() as s:
-                    return self._one(s, msg, item, now)
+                    return self._batch(s, [msg], [item], now)[0]
             except (IntegrityError, InvalidTransition) as exc:
                 if attempt == 3:
                     reason = f"not applied after 3 attempts: {type(exc).__name__}"

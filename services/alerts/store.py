@@ -71,37 +71,67 @@ Index("ix_alert_intake_received", intake.c.received_at)
 
 
 def apply_alert(session, actor, data: dict, now, for_update: bool = False) -> dict:
-    """Apply one validated alert in the caller's transaction: a repeat of its message id
-    is answered with the first outcome; a repeat of an open task's target joins it;
-    otherwise a new task (record, step, event). Concurrent attempts on one message id
-    or target fail on a key (IntegrityError): the caller retries and joins."""
-    seen = session.execute(select(intake.c.task_id, intake.c.merged).where(
-        intake.c.source == actor.unit, intake.c.alert_id == data["alert_id"])).first()
-    if seen is not None:
-        rec = handoffs.load(session, seen.task_id)
-        return _answer("duplicate", rec)
-    key = ref.target_key(data)
-    open_id = session.execute(select(targets.c.task_id).where(
-        targets.c.target_key == key)).scalar()
-    outcome = "created"
-    if open_id is not None:
-        rec = handoffs.load(session, open_id, for_update=for_update)
-        if domain.joins(rec, now):
-            rec = domain.merge(rec, data, now)
-            t = handoffs.handoffs
-            session.execute(update(t).where(t.c.id == rec["id"]).values(doc=rec))
-            outcome = "merged"
-        else:
-            session.execute(delete(targets).where(targets.c.target_key == key,
-                                                  targets.c.task_id == open_id))
-    if outcome == "created":
-        rec, step = domain.create("dispatch", actor, data, now)
-        handoffs.save(session, rec, step, domain.event_payload(rec, step), 0)
-        session.execute(insert(targets).values(target_key=key, task_id=rec["id"]))
-    session.execute(insert(intake).values(
-        source=actor.unit, alert_id=data["alert_id"], kind=data["kind"], task_id=rec["id"],
-        merged=outcome == "merged", received_at=now))
-    return _answer(outcome, rec)
+    """Apply one validated alert in the caller's transaction (``apply_alerts``)."""
+    return apply_alerts(session, [(actor, data)], now, for_update)[0]
+
+
+def apply_alerts(session, items: list[tuple], now, for_update: bool = False) -> list[dict]:
+    """Apply validated alerts ``[(source actor, alert)]`` in the caller's transaction, in
+    order, each as if alone: a repeat of its message id is answered with the first
+    outcome; a repeat of an open task's target joins it; otherwise a new task (record,
+    step, event). One query per table for the whole list, not per alert (a storm's
+    repeats). Concurrent attempts on one message id or target fail on a key
+    (IntegrityError): the caller retries and joins."""
+    seen: dict[tuple, str] = {}
+    by_source: dict[str, set] = {}
+    for actor, data in items:
+        by_source.setdefault(actor.unit, set()).add(data["alert_id"])
+    for source, ids in by_source.items():
+        seen.update({(source, a): t for a, t in session.execute(
+            select(intake.c.alert_id, intake.c.task_id).where(
+                intake.c.source == source, intake.c.alert_id.in_(sorted(ids))))})
+    keys = [ref.target_key(data) for _actor, data in items]
+    open_ids = dict(session.execute(select(targets.c.target_key, targets.c.task_id).where(
+        targets.c.target_key.in_(sorted(set(keys))))).all())
+    recs: dict[str, dict] = {}
+    changed: set[str] = set()
+    rows, out = [], []
+
+    def rec_of(task_id: str) -> dict:
+        if task_id not in recs:
+            recs[task_id] = handoffs.load(session, task_id, for_update=for_update)
+        return recs[task_id]
+
+    for (actor, data), key in zip(items, keys, strict=True):
+        if (actor.unit, data["alert_id"]) in seen:
+            out.append(_answer("duplicate", rec_of(seen[actor.unit, data["alert_id"]])))
+            continue
+        outcome = "created"
+        if key in open_ids:
+            rec = rec_of(open_ids[key])
+            if domain.joins(rec, now):
+                rec = recs[rec["id"]] = domain.merge(rec, data, now)
+                changed.add(rec["id"])
+                outcome = "merged"
+            else:
+                session.execute(delete(targets).where(targets.c.target_key == key,
+                                                      targets.c.task_id == rec["id"]))
+                del open_ids[key]
+        if outcome == "created":
+            rec, step = domain.create("dispatch", actor, data, now)
+            handoffs.save(session, rec, step, domain.event_payload(rec, step), 0)
+            session.execute(insert(targets).values(target_key=key, task_id=rec["id"]))
+            open_ids[key], recs[rec["id"]] = rec["id"], rec
+        seen[actor.unit, data["alert_id"]] = rec["id"]
+        rows.append({"source": actor.unit, "alert_id": data["alert_id"], "kind": data["kind"],
+                     "task_id": rec["id"], "merged": outcome == "merged", "received_at": now})
+        out.append(_answer(outcome, rec))
+    t = handoffs.handoffs
+    for task_id in sorted(changed):
+        session.execute(update(t).where(t.c.id == task_id).values(doc=recs[task_id]))
+    if rows:
+        session.execute(insert(intake), rows)
+    return out
 
 
 def _answer(outcome: str, rec: dict) -> dict:
