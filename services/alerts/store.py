@@ -23,6 +23,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    bindparam,
     delete,
     func,
     insert,
@@ -93,7 +94,7 @@ def apply_alerts(session, items: list[tuple], now, for_update: bool = False) -> 
     keys = [ref.target_key(data) for _actor, data in items]
     open_ids = dict(session.execute(select(targets.c.target_key, targets.c.task_id).where(
         targets.c.target_key.in_(sorted(set(keys))))).all())
-    recs: dict[str, dict] = {}
+    recs = _load_tasks(session, {*seen.values(), *open_ids.values()}, for_update)
     changed: set[str] = set()
     rows, out = [], []
 
@@ -126,12 +127,24 @@ def apply_alerts(session, items: list[tuple], now, for_update: bool = False) -> 
         rows.append({"source": actor.unit, "alert_id": data["alert_id"], "kind": data["kind"],
                      "task_id": rec["id"], "merged": outcome == "merged", "received_at": now})
         out.append(_answer(outcome, rec))
-    t = handoffs.handoffs
-    for task_id in sorted(changed):
-        session.execute(update(t).where(t.c.id == task_id).values(doc=recs[task_id]))
+    if changed:
+        t = handoffs.handoffs
+        session.execute(update(t).where(t.c.id == bindparam("_id")).values(
+            doc=bindparam("_doc")), [{"_id": i, "_doc": recs[i]} for i in sorted(changed)])
     if rows:
         session.execute(insert(intake), rows)
     return out
+
+
+def _load_tasks(session, ids: set, for_update: bool) -> dict[str, dict]:
+    """The tasks' records in one query (locked in id order when ``for_update``)."""
+    if not ids:
+        return {}
+    t = handoffs.handoffs
+    query = select(t.c.id, t.c.doc).where(t.c.id.in_(sorted(ids))).order_by(t.c.id)
+    if for_update:
+        query = query.with_for_update()
+    return dict(session.execute(query).all())
 
 
 def _answer(outcome: str, rec: dict) -> dict:
