@@ -39,7 +39,7 @@ from sqlalchemy import func, select
 from services.police_handoff import domain
 from services.police_handoff import store as ph_store
 from services.tracker import store as tr_store
-from shared.errors import InvalidTransition, Rejected
+from shared.errors import InvalidTransition, Rejected, Unavailable
 from shared.handoffs import HandoffStore
 from shared.messaging import messaging_tables
 from shared.topology import DLQ
@@ -287,6 +287,13 @@ class Load:
         while True:
             try:
                 return fn(caller.get())
+            except Unavailable:
+                # "try again shortly" (503): e.g. the service's revocation list is not
+                # current again yet after the broker came back (shared/revocations.py)
+                self.count("rpc_unavailable")
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
             except Rejected:
                 raise
             except Exception as exc:  # noqa: BLE001 - the broker (or a node) is away
@@ -530,7 +537,9 @@ def test_broker_restart_mid_load_loses_and_doubles_nothing(broker_set, tmp_path)
     (`rabbitmq-server -detached`): first an orderly shutdown (SIGTERM, what `rabbitmqctl
     stop` does), then a crash (SIGKILL of the whole node)."""
     node = broker_set.nodes[0]
-    names = ["police_handoff", "tracker"]
+    # the gateway too: every service takes tokens only once it holds the gateway's list of
+    # revocations, and fetches it again after each reconnection (shared/revocations.py)
+    names = ["gateway", "police_handoff", "tracker"]
     clock = Clock()
     faults = []
 
