@@ -399,7 +399,7 @@ def main(argv=None) -> int:
             alerts = run("alerts", alerts_mod.run, *((300,) if opts.smoke else ()))
         if "mqtt" in parts:
             from bench import mqtt as mqtt_mod
-            mqtt = run("mqtt", mqtt_mod.run, *((500, 200.0, 2.0) if opts.smoke else ()))
+            mqtt = run("mqtt", mqtt_mod.run, *((300, 200.0, 1.0) if opts.smoke else ()))
             for row in ("storm", "paced"):
                 if mqtt and mqtt[row]["applied"] != mqtt[row]["alerts"]:
                     failed.append(f"mqtt {row}: {mqtt[row]['alerts'] - mqtt[row]['applied']} "
