@@ -27,7 +27,7 @@ import uuid
 import pytest
 from sqlalchemy import func, select
 
-from tests.conftest import ROOT, free_port, wait_for
+from tests.conftest import ROOT, wait_for
 from tests.e2e.test_alerts_e2e import act, get, plate, tracked
 from tests.e2e.test_gateway_e2e import web  # noqa: F401 - the stack with HTTP up
 from tests.helpers import CITY, LUCHENG, UNIT
@@ -41,34 +41,10 @@ INTAKE = [sys.executable, "-m", "services.alerts.mqtt_intake"]
 
 @pytest.fixture(scope="module")
 def broker(tmp_path_factory):
-    """A private Mosquitto with the deployment's limits (in flight, queued, persistence);
-    anonymous on loopback instead of the deployment's users and ACL."""
-    tmp = tmp_path_factory.mktemp("mosquitto")
-    port = free_port()
-    conf = (ROOT / "deploy" / "mosquitto" / "mosquitto.conf").read_text()
-    conf = re.sub(r"(?m)^(listener|allow_anonymous|password_file|acl_file|"
-                  r"persistence_location)\b.*$", "", conf)
-    (tmp / "mosquitto.conf").write_text(
-        conf + f"\nlistener {port} 127.0.0.1\nallow_anonymous true\n"
-               f"persistence_location {tmp}/\n")
-    log = open(tmp / "mosquitto.log", "ab")
-    proc = subprocess.Popen(["mosquitto", "-c", str(tmp / "mosquitto.conf")],
-                            stdout=log, stderr=subprocess.STDOUT)
-    try:
-        wait_for(lambda: _answers(port), timeout=10, message="mosquitto")
-        yield f"mqtt://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-
-
-def _answers(port: int) -> bool:
-    import socket
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=1).close()
-        return True
-    except OSError:
-        return False
+    """A private Mosquitto with the deployment's limits (the bench's, bench/mqtt.py)."""
+    from bench.mqtt import private_broker
+    with private_broker(tmp_path_factory.mktemp("mosquitto")) as url:
+        yield url
 
 
 @pytest.fixture()
