@@ -126,6 +126,11 @@ class Applier:
                 out = self._batch(s, messages, items, now)
         except (IntegrityError, InvalidTransition):
             out = [self._alone(m, item, now) for m, item in zip(messages, items, strict=True)]
+        except SQLAlchemyError:
+            raise
+        except Exception:  # noqa: BLE001 - one message the code cannot apply: find it
+            log.exception("mqtt_batch_failed", size=len(messages))
+            out = [self._alone(m, item, now) for m, item in zip(messages, items, strict=True)]
         self.counts.received += len(messages)
         for o in out:
             self.counts.add(o)
@@ -158,11 +163,19 @@ class Applier:
                     return self._batch(s, [msg], [item], now)[0]
             except (IntegrityError, InvalidTransition) as exc:
                 if attempt == 3:
-                    reason = f"not applied after 3 attempts: {type(exc).__name__}"
-                    with self.store.transaction() as s:
-                        self._dead(s, msg, reason, None, now)
-                    return "dead_letter"
+                    return self._dead_alone(msg, f"not applied after 3 attempts: "
+                                                 f"{type(exc).__name__}", now)
+            except SQLAlchemyError:
+                raise             # the database is away: not acked, retried
+            except Exception as exc:  # noqa: BLE001 - a poison message: kept, not retried
+                return self._dead_alone(msg, f"could not be applied: {type(exc).__name__}: "
+                                             f"{str(exc)[:300]}", now)
         raise AssertionError("unreachable")
+
+    def _dead_alone(self, msg, reason: str, now) -> str:
+        with self.store.transaction() as s:
+            self._dead(s, msg, reason, None, now)
+        return "dead_letter"
 
     @staticmethod
     def _dead(session, msg, reason, errors, now) -> None:

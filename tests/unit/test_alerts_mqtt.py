@@ -65,3 +65,20 @@ def test_the_topic_names_the_source_and_the_url_the_broker():
     assert s.client_id == "liandong-alerts-intake" and s.topic == "liandong/alerts/+"
     with pytest.raises(ValueError):
         _ = Settings(url="http://broker").address
+
+
+def test_a_message_the_code_cannot_apply_is_kept_and_the_rest_applied(store, monkeypatch):
+    from services.alerts import domain
+    real = domain.create
+
+    def create(command, actor, data, now):
+        if data["plate"] == "浙C00000":
+            raise KeyError("boom")
+        return real(command, actor, data, now)
+    monkeypatch.setattr(domain, "create", create)
+    applier = Applier(store)
+    out = applier.apply([message(alert("p1", "浙C00000")), message(alert("ok1"))])
+    assert out == ["dead_letter", "created"]
+    with store.session() as s:
+        (dead,) = st.list_dead_letters(s)
+    assert dead["reason"].startswith("could not be applied: KeyError")
