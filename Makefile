@@ -53,7 +53,7 @@ debs: form-debs ## install chromium + chromium-driver (apt) for the browser test
 # `make run` is a development machine: LIANDONG_ENV=development lets the services create
 # development token keys on first use under var/keys/tokens (production refuses them).
 run: venv form-debs ## start every service (SQLite by default; DATABASE_URL for PostgreSQL)
-	@bin/ensure-servers rabbitmq
+	@bin/ensure-servers rabbitmq mosquitto
 	LIANDONG_ENV=development $(BIN)/liandong migrate
 	LIANDONG_ENV=development $(BIN)/liandong run
 

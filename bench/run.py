@@ -46,13 +46,15 @@ def parse(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
                                 formatter_class=Formatter)
     p.add_argument("--only", default="a,b,c,d,crash,drain,rebuild,cold,relay,board,"
-                                     "penalties,documents,alerts",
+                                     "penalties,documents,alerts,mqtt",
                    help="comma list of parts to run: a, b, c, d, crash (kill -9 of (c)'s "
                         "and (d)'s producer mid-run), drain (the tracker empties a backlog), "
                         "rebuild (rebuild-tracker vs COPY), cold (`liandong run` until every "
                         "service answers), relay, board, penalties (the import of 5,000 penalty "
                         "decisions), documents (a case-file upload and download of "
-                        "--doc-mib), alerts (alert intake in PostgreSQL)")
+                        "--doc-mib), alerts (alert intake in PostgreSQL), mqtt (the MQTT intake "
+                        "vs raw publish -> subscribe on a private Mosquitto, p99 at 200 "
+                        "alerts/s)")
     p.add_argument("--drain-events", type=int, default=100_000,
                    help="backlog in tracker.events for the drain measurement")
     p.add_argument("--history-events", type=int, default=1_000_000,
@@ -356,7 +358,7 @@ def main(argv=None) -> int:
     board = None
     failed: list[str] = []
     recovered: list[dict] = []
-    penalties = documents = alerts = None
+    penalties = documents = alerts = mqtt = None
     started = time.monotonic()
     if opts.timeout:
         _hard_timeout(opts.timeout)
@@ -405,6 +407,13 @@ def main(argv=None) -> int:
         if "alerts" in parts:
             from bench import alerts as alerts_mod
             alerts = run("alerts", alerts_mod.run, *((300,) if opts.smoke else ()))
+        if "mqtt" in parts:
+            from bench import mqtt as mqtt_mod
+            mqtt = run("mqtt", mqtt_mod.run, *((300, 200.0, 1.0) if opts.smoke else ()))
+            for row in ("storm", "paced"):
+                if mqtt and mqtt[row]["applied"] != mqtt[row]["alerts"]:
+                    failed.append(f"mqtt {row}: {mqtt[row]['alerts'] - mqtt[row]['applied']} "
+                                  f"of {mqtt[row]['alerts']} alerts not applied")
     except BenchTimeout as exc:
         failed.append(str(exc))
     finally:
@@ -424,13 +433,16 @@ def main(argv=None) -> int:
     if alerts:
         from bench import alerts as alerts_mod
         alerts_mod.print_report(alerts)
+    if mqtt:
+        from bench import mqtt as mqtt_mod
+        mqtt_mod.print_report(mqtt)
     summary["recovery"] = _recovery_rows(recovered)
     print(f"bench took {time.monotonic() - started:.0f} s")
     if opts.json:
         with open(opts.json, "w") as f:
             json.dump({"results": results, "relay": relay, "board": board, "summary": summary,
                        "recovery": recovered, "penalties": penalties,
-                       "documents": documents, "alerts": alerts,
+                       "documents": documents, "alerts": alerts, "mqtt": mqtt,
                        "options": vars(opts)}, f, indent=1, ensure_ascii=False, default=str)
     found = problems(results + recovered, relay, board, failed, parts)
     events = sum(r["events"] for r in results + recovered + relay)

@@ -101,6 +101,17 @@ def service_command(name: str) -> list[str]:
             f"services.{name}.service"]
 
 
+# the process `liandong run` starts besides the nameko services (with alerts)
+MQTT_INTAKE = "alerts-mqtt"
+
+
+def process_command(name: str) -> list[str]:
+    """The command of a service, or of the alerts service's MQTT intake process."""
+    if name == MQTT_INTAKE:
+        return [sys.executable, "-m", "services.alerts.mqtt_intake"]
+    return service_command(name)
+
+
 def _die_with_parent() -> None:
     """Linux: a service gets SIGTERM when `liandong run` itself dies, even by SIGKILL,
     so no orphaned service keeps consuming."""
@@ -151,7 +162,7 @@ def cmd_run(args) -> int:
         # session of its own (no SIGHUP when the terminal closes)
         extra = {"start_new_session": True} if args.detach else \
             {"preexec_fn": _die_with_parent}
-        children[name] = subprocess.Popen(service_command(name), cwd=ROOT, env=env,
+        children[name] = subprocess.Popen(process_command(name), cwd=ROOT, env=env,
                                           stdout=log, stderr=subprocess.STDOUT, **extra)
 
     def stop_all():
@@ -183,6 +194,12 @@ def cmd_run(args) -> int:
             stop_all()
             return 1
         print(f"  {name:16s} ready  rpc: {name}.*  log: {log_dir / (name + '.log')}", flush=True)
+    if "alerts" in services and not args.no_mqtt:
+        # the MQTT intake: devices' QoS-1 alerts, its own process (services/alerts/mqtt_intake)
+        start(MQTT_INTAKE)
+        print(f"  {MQTT_INTAKE:16s} started  broker: "
+              f"{os.environ.get('MQTT_URL', 'mqtt://127.0.0.1:1883').rsplit('@', 1)[-1]}  "
+              f"log: {log_dir / (MQTT_INTAKE + '.log')}", flush=True)
     databases = os.environ.get("DATABASE_URL") or f"SQLite in {log_dir.parent}"
     web = os.environ.get("WEB_SERVER_ADDRESS", "127.0.0.1:8000")
     print(f"Liandong is running on {amqp_uri().rsplit('@', 1)[-1]} (databases: {databases}).\n"
@@ -327,6 +344,14 @@ def cmd_alerts(args) -> int:
                              _payload(args.payload), key=key))
         elif args.action == "stats":
             _print(_call(svc.statistics, _token(args), args.group_by))
+        elif args.action == "dead-letters":
+            rows = _call(svc.dead_letters, _operator_token(args), args.limit, args.source)
+            for r in rows:
+                print(f"{r['received_at'][:19]} {r['source']:20s} {r['reason']}\n"
+                      f"    topic {r['topic']}  payload {r['payload'][:200]}")
+            print(f"{len(rows)} dead letter(s)")
+        elif args.action == "intake":
+            _print(_call(svc.intake_status, _operator_token(args)))
     return 0
 
 
@@ -681,6 +706,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--service", action="append", choices=SERVICES,
                    help="only this service (repeatable); default all")
     p.add_argument("--timeout", type=float, default=60, help="seconds to wait for health")
+    p.add_argument("--no-mqtt", action="store_true",
+                   help="do not start the alerts service's MQTT intake (alerts-mqtt)")
     p.add_argument("--detach", action="store_true",
                    help="return once healthy, leaving the services running")
     p.set_defaults(fn=cmd_run)
@@ -743,7 +770,7 @@ def build_parser() -> argparse.ArgumentParser:
     clidocs.add_parsers(sub, _identity, _key_option, _token)
 
     p = sub.add_parser("alerts", help="online alerts and their tasks: send, replay a CSV, "
-                       "list, show, act, stats, kinds",
+                       "list, show, act, stats, kinds, dead-letters, intake",
                        description="Alerts (线上+线下联动): send one as a system client, replay "
                        "a CSV of them, and work their tasks (acknowledge, arrive, dispose, "
                        "close). Kinds and their fields: `liandong alerts kinds`.")
@@ -781,6 +808,14 @@ def build_parser() -> argparse.ArgumentParser:
     a = asub.add_parser("stats", help="alerts -> tasks -> cases per county/domain/kind")
     _identity(a)
     a.add_argument("--group-by", default="county", choices=["county", "domain", "alert_kind"])
+    a.set_defaults(fn=cmd_alerts)
+    a = asub.add_parser("dead-letters", help="MQTT messages the intake could not apply, "
+                        "newest first, with their reason (kept, never dropped)")
+    a.add_argument("--source", help="only this device / gateway (its topic level)")
+    a.add_argument("--limit", type=int, default=50)
+    a.set_defaults(fn=cmd_alerts)
+    a = asub.add_parser("intake", help="alerts a minute per source and whether it is a "
+                        "storm (ALERTS_STORM_PER_MINUTE)")
     a.set_defaults(fn=cmd_alerts)
 
     from services.supervision.cli import add_parser as add_penalties

@@ -17,7 +17,7 @@ on the step read, so replicas sweeping at once cannot publish it twice.
 from __future__ import annotations
 
 import os
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import structlog
 from nameko.rpc import RpcProxy
@@ -42,6 +42,9 @@ check_startup("alerts")   # production: no start without fit token keys
 log = structlog.get_logger(__name__)
 
 SWEEP_SECONDS = float(os.environ.get("ALERTS_SWEEP_SECONDS", "5"))
+# alerts a minute (applied + dead-lettered, all sources) from which intake is a storm
+STORM_PER_MINUTE = int(os.environ.get("ALERTS_STORM_PER_MINUTE", "600"))
+OPERATORS = {"operator", "coordinator", "city_command"}
 # a bad alerts.yaml, ALERTS_PERIODS or ALERTS_DEDUPE_WINDOW stops the service at start
 ref.reference()
 ref.periods()
@@ -133,6 +136,31 @@ class AlertsService(handoff.HandoffService):
                  referral_id=opened["id"])
         return {**payload, "case": {"kind": case["kind"], "referral_id": opened["id"],
                                     "case_number": opened["case_number"]}}
+
+    @rpc
+    def dead_letters(self, token, limit=100, source=None):
+        """MQTT messages the intake could not apply, newest first, with their reason
+        (operators, coordinators, the city centre)."""
+        actor = verify_token(token)
+        require_role(actor, OPERATORS, "read the alert dead letters")
+        with self.db.session() as s:
+            return st.list_dead_letters(s, min(int(limit), 1000), source)
+
+    @rpc
+    def intake_status(self, token):
+        """Alerts applied and dead-lettered over the last minute, per source, and whether
+        that is a storm (``ALERTS_STORM_PER_MINUTE``, default 600): the wall's banner."""
+        verify_token(token)
+        with self.db.session() as s:
+            rates = st.intake_rates(s, _now() - timedelta(minutes=1))
+        total = sum(rates["applied"].values()) + sum(rates["dead_letters"].values())
+        sources = sorted({*rates["applied"], *rates["dead_letters"]},
+                         key=lambda k: -rates["applied"].get(k, 0))
+        return {"per_minute": total, "storm": total >= STORM_PER_MINUTE,
+                "threshold": STORM_PER_MINUTE,
+                "sources": [{"source": k, "applied": rates["applied"].get(k, 0),
+                             "dead_letters": rates["dead_letters"].get(k, 0)}
+                            for k in sources]}
 
     # ------------------------------------------------------------------ statistics
     @rpc

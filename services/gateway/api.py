@@ -118,6 +118,9 @@ ROUTES: list[Route] = [
     Route("GET", f"{API}/alert-statistics", "Alerts → tasks → cases opened, escalations, "
           "median minutes to ack / on site / result", "alerts",
           params=(("group_by", "query", "string", "county (default), domain, alert_kind"),)),
+    Route("GET", f"{API}/alert-intake", "Alerts a minute per source (HTTP and MQTT, "
+          "applied and dead-lettered) and whether it is a storm (the wall's banner)",
+          "alerts"),
     Route("POST", f"{API}/penalty-decisions", "Import administrative penalty decisions "
           "(以罚代刑 supervision): a CSV or XLSX file as the body (Content-Type text/csv or "
           "the XLSX type, ?filename=) or JSON {decisions: [...]} from the case system; "

@@ -785,6 +785,10 @@ class GatewayService:
         return json_response(self.alerts.statistics(
             _token(request), request.args.get("group_by", "county")))
 
+    @http("GET", "/api/v1/alert-intake")
+    def alert_intake(self, request):
+        return json_response(self.alerts.intake_status(_token(request)))
+
     @http("GET", "/api/v1/<string:collection>")
     def list_handoffs(self, request, collection):
         svc = self._svc(_collection(collection))

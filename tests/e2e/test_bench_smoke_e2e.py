@@ -38,3 +38,5 @@ def test_bench_smoke_runs_every_scenario_and_loses_nothing(servers, tmp_path):
     assert (recovery["cold"]["services"], recovery["cold"]["missing"]) == (len(SERVICES), 0), \
         recovery
     assert found["board"]["rows"] == 5000 and found["board"]["queries"]
+    mqtt = found["mqtt"]         # the MQTT intake: every alert published was applied
+    assert (mqtt["storm"]["applied"], mqtt["paced"]["applied"]) == (300, 200), mqtt

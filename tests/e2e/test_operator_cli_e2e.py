@@ -96,7 +96,8 @@ def readme_commands() -> list[tuple[tuple[str, ...], set[str]]]:
 
 # commands whose own end-to-end file runs them as a subprocess against a stack (the
 # operating table names them; running them here again would double that file's setup)
-ELSEWHERE = {"alerts": "test_alerts_e2e.py (send, replay, list, act, stats)",
+ELSEWHERE = {"alerts": "test_alerts_e2e.py (send, replay, list, act, stats), "
+                       "test_alerts_mqtt_e2e.py (dead-letters, intake)",
              "users": "test_sessions_e2e.py (add, totp, revoke; audit --security)",
              "notifications": "test_notifications_e2e.py (--status)",
              "bus": "test_bus_e2e.py (definitions --out, migrate-queues --check --service); "

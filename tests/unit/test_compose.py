@@ -166,8 +166,10 @@ def test_services_run_in_production_with_read_only_public_keys(services, name):
 def test_only_the_gateway_holds_a_private_token_key(compose, services):
     holders = {name: svc.get("secrets") for name, svc in services.items() if svc.get("secrets")}
     assert list(holders) == ["gateway"], holders
-    (secret,) = holders["gateway"]
-    assert secret == {"source": "gateway_token_key", "target": "gateway.key"}, secret
+    # the token key, and the alert sources' file (hashed secrets, no key)
+    assert holders["gateway"] == [{"source": "gateway_token_key", "target": "gateway.key"},
+                                  {"source": "alert_clients", "target": "alert-clients.yaml"}]
+    assert "ALERT_CLIENTS_FILE:?" in compose["secrets"]["alert_clients"]["file"]
     assert environment(services["gateway"]).get("LIANDONG_TOKEN_KEYS_DIR") == "/run/secrets"
     assert "GATEWAY_TOKEN_KEY:?" in compose["secrets"]["gateway_token_key"]["file"]
     for name in service_names():

@@ -32,6 +32,7 @@ export async function alertsView([id], ctx) {
     select("kind", ALERT_KINDS.map((k) => ({ value: k, label: label("alert_kind", k) })), ""),
     status);
   let rows = [];
+  let intake = null;   // GET /alert-intake: alerts a minute, storm or not
   const draw = () => {
     const shown = rows.filter((r) => (!filters.domain || r.domain === filters.domain)
       && (!filters.county || r.county === filters.county)
@@ -39,14 +40,18 @@ export async function alertsView([id], ctx) {
     clear(wall).append(wallTable(shown));
     clear(map).append(countyMap(rows.filter((r) => !filters.domain || r.domain === filters.domain)));
     const storms = rows.filter((r) => r.state !== "closed" && (r.repeats || 0) + 1 >= STORM);
-    banner.hidden = !storms.length;
-    banner.textContent = storms.length ? t("alerts.storm", { list: storms.slice(0, 5).map((r) =>
-      `${Object.values(r.target || {}).filter(Boolean).join(" ")} ×${1 + r.repeats}`).join("、") }) : "";
+    const rate = intake && intake.storm ? t("alerts.storm_rate", { n: intake.per_minute,
+      sources: intake.sources.slice(0, 3).map((x) => x.source).join("、") }) : "";
+    banner.hidden = !storms.length && !rate;
+    banner.textContent = [rate, storms.length ? t("alerts.storm", { list: storms.slice(0, 5).map((r) =>
+      `${Object.values(r.target || {}).filter(Boolean).join(" ")} ×${1 + r.repeats}`).join("、") }) : ""]
+      .filter(Boolean).join(" ");
   };
   bar.addEventListener("change", (e) => { filters[e.target.name] = e.target.value; draw(); });
   const load = async () => {
     try {
-      rows = await get("/alert-tasks", { limit: 500 });
+      [rows, intake] = await Promise.all([get("/alert-tasks", { limit: 500 }),
+        get("/alert-intake").catch(() => null)]);
       if (!ctx.alive()) return;
       status.textContent = `${t("alerts.refreshed")} ${formatTime(new Date().toISOString(), true)}`;
       draw();
