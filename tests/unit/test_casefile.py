@@ -75,3 +75,18 @@ def test_forms_render_to_pdf_with_the_case_data():
     text = "".join("".join(p.extract_text().split())
                    for p in pypdf.PdfReader(io.BytesIO(pdf)).pages)
     assert case.rec["case_number"] in text and "张三" in text and "第九条" in text
+
+
+def test_a_generated_form_is_filed_once():
+    """Filing the same form twice (a double click, a retry) is a 409 naming the document
+    already filed, not a duplicate; an upload of the same kind stays possible."""
+    now = datetime(2026, 3, 2, tzinfo=UTC)
+    rec, _ = casefile.attach("criminal_referral", record(), UNIT,
+                             {**doc(), "form": "transfer_letter"}, now)
+    with pytest.raises(InvalidTransition) as err:
+        casefile.attach("criminal_referral", rec, UNIT,
+                        {**doc(), "document_id": "d2", "form": "transfer_letter"}, now)
+    assert err.value.code == "already_filed" and "d1" in err.value.errors["form"][0]
+    again, _ = casefile.attach("criminal_referral", rec, UNIT, {**doc(), "document_id": "d3"},
+                               now)
+    assert [f["id"] for f in again["files"]] == ["d1", "d3"]
