@@ -234,11 +234,21 @@ class HandoffService:
             raise NotAllowed(f"you may not see {self.domain.KIND} {rec['id']}",
                              {"id": ["forbidden"]})
 
-    def _files_visible(self, actor, rec):
+    def _may_see_files(self, actor, rec) -> bool:
         """The case file's read rule: the domain's ``can_view_files`` where it has one
         (a forwarded criminal referral's files go with it), else the handoff's."""
-        rule = getattr(self.domain, "can_view_files", self.domain.can_view)
-        if not rule(actor, rec):
+        return getattr(self.domain, "can_view_files", self.domain.can_view)(actor, rec)
+
+    def _shown(self, actor, rec) -> dict:
+        """A record as ``actor`` sees it: without the case file's records where the
+        files are not theirs to see (the timeline keeps what happened)."""
+        out = public(rec)
+        if out.get("files") and not self._may_see_files(actor, rec):
+            out["files"] = []
+        return out
+
+    def _files_visible(self, actor, rec):
+        if not self._may_see_files(actor, rec):
             raise NotAllowed(f"you may not see the case file of {self.domain.KIND} "
                              f"{rec['id']}", {"id": ["forbidden"]})
 
@@ -311,7 +321,7 @@ class HandoffService:
             may_act = getattr(self.domain, "may_act", None)   # which party acts, if the
             if may_act is not None:                            # role alone does not say
                 allowed = [c for c in allowed if may_act(actor, rec, c)]
-            return {**public(rec), "timeline": self.handoffs.timeline(s, handoff_id),
+            return {**self._shown(actor, rec), "timeline": self.handoffs.timeline(s, handoff_id),
                     "next_actions": allowed}
 
     @rpc
@@ -335,7 +345,7 @@ class HandoffService:
                     if skip:
                         skip -= 1
                     elif len(out) < limit:
-                        out.append(public(rec))
+                        out.append(self._shown(actor, rec))
                 if len(found) < LIST_CHUNK:
                     break
         return out

@@ -392,7 +392,11 @@ def test_the_transfer_needs_the_files_and_a_forward_moves_them(web):
     assert requests.get(one, headers=auth(POLICE_2), timeout=30).status_code == 200
     for url in (one, f"{one}/{letter['id']}", f"{base}{path}/forms/receipt.pdf"):
         assert requests.get(url, headers=auth(POLICE), timeout=30).status_code == 403, url
-    assert requests.get(base + path, headers=auth(POLICE), timeout=30).status_code == 200
+    former = requests.get(base + path, headers=auth(POLICE), timeout=30)
+    assert former.status_code == 200 and former.json()["files"] == []   # the timeline stays
+    assert "forward" in [s["command"] for s in former.json()["timeline"]]
+    assert len(requests.get(base + path, headers=auth(POLICE_2), timeout=30).json()[
+        "files"]) == 3
 
     # who downloaded what: coordinators and operators, over HTTP
     audit = requests.get(f"{base}{path}/downloads", headers=auth(COORDINATOR), timeout=30)
