@@ -9,7 +9,8 @@ generated inside PostgreSQL with ``generate_series`` (no round trip per row), th
 The mix: 60 % criminal referrals, 25 % market referrals, 15 % command-centre
 actions; 12 counties; 20 % still open (the rest closed, as years of history are);
 90 % of the open ones have a deadline between 30 days ago and 60 days ahead; last
-update spread over three years.
+update spread over three years; an open one waits for its counterpart (`waiting`, the
+待办 column).
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from shared.auth import Actor
 GENERATE = """
 INSERT INTO handoffs (handoff_id, kind, case_number, county, domain, owner_unit,
                       counterpart_unit, counterpart_agency, units, state, open, step,
-                      deadline, deadline_due, search, created_at, updated_at)
+                      deadline, deadline_due, search, waiting, created_at, updated_at)
 SELECT md5(g::text)::uuid::text, kind, case_number, county,
        CASE WHEN kind = 'market_referral' THEN 'driving_training' END,
        county || '-team-1', county || '-' || agency, agency,
@@ -35,6 +36,7 @@ SELECT md5(g::text)::uuid::text, kind, case_number, county,
             'id', 'police_decision', 'due', to_char(due AT TIME ZONE 'UTC',
             'YYYY-MM-DD"T"HH24:MI:SS"+00:00"'), 'obligation', 'must', 'article', '8') END,
        due, lower(case_number || ' 浙c' || (10000 + g % 90000) || ' 驾驶员' || g % 5000),
+       CASE WHEN is_open THEN ' u:' || county || '-' || agency || '=act ' ELSE '' END,
        updated - (random() * interval '60 days'), updated
 FROM (
   SELECT g, k.kind, k.agency, c.county, r.is_open,

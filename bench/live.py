@@ -96,6 +96,9 @@ class Liandong:
     label = "(c) liandong"
     producer, consumer = "police_handoff", "tracker"
     dead_letters = True                    # failed events go to liandong.dead_letters
+    # started first, idle during the run: every service asks the gateway for the token
+    # revocations in force and refuses tokens until it has them (shared/revocations.py)
+    companions = ("gateway",)
 
     def command(self, name: str) -> list[str] | None:
         return None                        # services/<name>/service.py, as `liandong run`
@@ -139,6 +142,7 @@ class Peer(Liandong):
     """(d): bench/peer_services.py, RPC + ORM + EventDispatcher, event_handler."""
     label = "(d) peer rpc+orm"
     dead_letters = False                   # nameko's default: no dead-letter path
+    companions = ()                        # its services verify tokens, no revocation list
 
     def __init__(self):
         from bench import peer_services
@@ -233,6 +237,8 @@ def run(opts, rate: float, seconds: float, backend: str, system=None,
     system = system or Liandong()
     env = {**log_level(), "MAX_WORKERS": str(opts.max_workers)}
     with services(backend, "c" if system.dead_letters else "d") as (stack, uri, prefix):
+        for name in system.companions:
+            stack.start(name, **env)
         for name in (system.consumer, system.producer):
             stack.start(name, command=system.command(name), **env)
         client = Client(uri, opts.max_workers, system.call)

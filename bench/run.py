@@ -90,7 +90,7 @@ def parse(argv=None) -> argparse.Namespace:
                    help="the issue's full sizes: the defaults here (`make bench ARGS=--full` "
                         "also makes bench.history run its 1M size)")
     p.add_argument("--timeout", type=float, default=0,
-                   help="hard time-out of the whole run, seconds (0 = none; --smoke: 240)")
+                   help="hard time-out of the whole run, seconds (0 = none; --smoke: 420)")
     p.add_argument("--json", metavar="PATH", help="also write every result as JSON here")
     p.add_argument("-v", "--verbose", action="store_true", help="progress on stderr")
     opts = p.parse_args(argv)
@@ -101,7 +101,7 @@ def parse(argv=None) -> argparse.Namespace:
         opts.drain_events, opts.history_events, opts.doc_mib = 300, 300, 4
         opts.drain_timeout = 30
         opts.only = ",".join(p for p in opts.only.split(",") if p != "crash")
-        opts.timeout = opts.timeout or 240
+        opts.timeout = opts.timeout or 420     # every part starts its own stack
     return opts
 
 

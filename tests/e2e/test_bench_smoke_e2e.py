@@ -17,7 +17,7 @@ pytestmark = pytest.mark.e2e
 def test_bench_smoke_runs_every_scenario_and_loses_nothing(servers, tmp_path):
     report = tmp_path / "bench.json"
     out = subprocess.run([sys.executable, "-m", "bench", "--smoke", "--json", str(report)],
-                         cwd=ROOT, capture_output=True, text=True, timeout=400)
+                         cwd=ROOT, capture_output=True, text=True, timeout=540)
     shown = f"stdout:\n{out.stdout[-5000:]}\nstderr:\n{out.stderr[-3000:]}"
     assert out.returncode == 0, shown
     assert "0 problem(s)" in out.stdout, shown

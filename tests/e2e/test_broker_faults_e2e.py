@@ -39,7 +39,7 @@ from sqlalchemy import func, select
 from services.police_handoff import domain
 from services.police_handoff import store as ph_store
 from services.tracker import store as tr_store
-from shared.errors import InvalidTransition, Rejected
+from shared.errors import InvalidTransition, Rejected, Unavailable
 from shared.handoffs import HandoffStore
 from shared.messaging import messaging_tables
 from shared.topology import DLQ
@@ -296,6 +296,13 @@ class Load:
         while True:
             try:
                 return fn(caller.get())
+            except Unavailable:
+                # "try again shortly" (503): e.g. the service's revocation list is not
+                # current again yet after the broker came back (shared/revocations.py)
+                self.count("rpc_unavailable")
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
             except Rejected:
                 raise
             except Exception as exc:  # noqa: BLE001 - the broker (or a node) is away
