@@ -86,15 +86,18 @@ def act(base, actor, path, command, body):
     return r.json()
 
 
-def transfer(base, path):
-    """Upload the papers a transfer needs that are not in the case file yet, then
-    request approval, approve and transfer."""
+def upload_missing(base, path):
+    """Upload the papers a transfer needs that are not in the case file yet."""
     present = {d["kind"] for d in requests.get(base + path + "/documents",
                                                headers=auth(UNIT), timeout=30).json()}
     for kind in REQUIRED_FILES:
         if kind not in present:
             up = upload(base, UNIT, path, tiny_pdf(path, kind), kind, f"{kind}.pdf", kind)
             assert up.status_code == 201, up.text
+
+
+def transfer(base, path):
+    upload_missing(base, path)
     act(base, UNIT, path, "request_approval", {"transfer_report": "报告"})
     act(base, HEAD, path, "approve", {})
     act(base, UNIT, path, "transfer", TRANSFER)
@@ -378,7 +381,8 @@ def test_the_transfer_needs_the_files_and_a_forward_moves_them(web):
     missing = refused.json()["errors"]["files"]
     assert [m.split()[1] for m in missing] == ["investigation_report", "items_list"]
     assert "涉案物品清单" in missing[1]
-    transfer(base, path)              # uploads the two, then transfers
+    upload_missing(base, path)
+    act(base, UNIT, path, "transfer", TRANSFER)
 
     one = f"{base}{path}/documents"
     letter = requests.get(one, headers=auth(POLICE), timeout=30).json()[0]
