@@ -57,9 +57,9 @@ run: venv form-debs ## start every service (SQLite by default; DATABASE_URL for 
 	LIANDONG_ENV=development $(BIN)/liandong run
 
 test: venv servers debs ## all tests: unit, contracts, end to end on SQLite and PostgreSQL
-	$(BIN)/ruff check shared services tests
+	$(BIN)/ruff check shared services tests bench
 	$(BIN)/python -m shared.contracts --check
-	$(BIN)/pytest -q -p no:warnings
+	$(BIN)/pytest -q -p no:warnings --durations=25
 
 unit: venv ## fast domain tests only
 	$(BIN)/pytest -q -p no:warnings tests/unit
@@ -71,7 +71,7 @@ contracts: venv ## regenerate contracts/ (JSON Schemas, AsyncAPI) from the code
 	$(BIN)/python -m shared.contracts
 
 lint: venv ## ruff
-	$(BIN)/ruff check shared services tests
+	$(BIN)/ruff check shared services tests bench
 
 bench: venv servers ## (c) Liandong vs (d) the plain nameko peer, recovery, board at 1M, then history at 100k (ARGS=--smoke|--full|--help)
 	$(BIN)/python -m bench $(ARGS)

@@ -552,7 +552,9 @@ def test_broker_restart_mid_load_loses_and_doubles_nothing(broker_set, tmp_path)
     (`rabbitmq-server -detached`): first an orderly shutdown (SIGTERM, what `rabbitmqctl
     stop` does), then a crash (SIGKILL of the whole node)."""
     node = broker_set.nodes[0]
-    names = ["police_handoff", "tracker"]
+    # the gateway too: every service takes tokens only once it holds the gateway's list of
+    # revocations, and fetches it again after each reconnection (shared/revocations.py)
+    names = ["gateway", "police_handoff", "tracker"]
     clock = Clock()
     faults = []
 
