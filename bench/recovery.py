@@ -5,7 +5,9 @@ runs once to declare its queue and is stopped; ``events`` real, signed
 ``criminal_referral.drafted.v1`` envelopes (one handoff each, signed with a
 police_handoff key the tracker trusts) are published to ``tracker.events`` meanwhile;
 then the tracker starts again and the clock runs from its process start until its inbox
-holds every event (so the figure includes its start-up, a few seconds)."""
+holds every event (so the figure includes its start-up, a few seconds). The CPU the
+tracker and the run's PostgreSQL backends spent meanwhile, per event, is the figure a
+loaded machine does not distort much."""
 from __future__ import annotations
 
 import time
@@ -13,6 +15,7 @@ import uuid
 from pathlib import Path
 
 from bench import common, sample
+from bench.cpu import CpuMeter
 from bench.live import Liandong, log_level, services, wait_applied
 
 
@@ -41,7 +44,7 @@ def drain(events: int, timeout: float, backend: str = "postgres") -> dict:
     from shared import deadletters, signing
     from shared import envelope as env
     system = Liandong()
-    with services(backend, "drain") as (stack, uri, _prefix):
+    with services(backend, "drain") as (stack, uri, prefix):
         stack.start("tracker", **log_level())     # declares its queue, then stops
         stack.stop("tracker")
         base = sample.envelope()
@@ -59,15 +62,18 @@ def drain(events: int, timeout: float, backend: str = "postgres") -> dict:
         while (queued := _queued(uri)) < events and time.monotonic() < deadline:
             time.sleep(0.2)
         common.log(f"drain: {queued} events waiting; starting the tracker")
+        meter = CpuMeter(prefix)
+        meter.start()
         started = time.monotonic()
         stack.start("tracker", wait=False, **log_level())
         applied = wait_applied(system, stack, events, timeout)
         seconds = time.monotonic() - started
+        cpu = meter.stop({stack.procs["tracker"].pid: "consumer"})
         dead = len(deadletters.list_dead_letters(1000, uri=uri))
     return {"name": f"backlog drain, tracker {backend}", "mode": "drain", "events": applied,
             "queued": queued,
             "seconds": seconds, "rate": applied / seconds, "missing": events - applied,
-            "dead_letters": dead}
+            "dead_letters": dead, "cpu": cpu}
 
 
 def _history(store, base: dict, events: int, keys: Path) -> None:

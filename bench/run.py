@@ -282,7 +282,7 @@ def _recovery_rows(recovered: list[dict]) -> dict:
             print(f"{r['name']}: {r['events']:,} of {r['queued']:,} events in "
                   f"{r['seconds']:.1f} s from the tracker's process start = "
                   f"{_f(r['rate'], 0)} events/s (goal >= {TARGETS['drain']:,}/s: "
-                  f"{_verdict(r['rate'], TARGETS['drain'])})")
+                  f"{_verdict(r['rate'], TARGETS['drain'])})" + _drain_cpu(r))
         else:
             ratio = r["rate"] / r["copy_rate"]
             print(f"{r['name']}: {r['events']:,} of {r['queued']:,} events in "
@@ -294,6 +294,16 @@ def _recovery_rows(recovered: list[dict]) -> dict:
     if recovered:
         print("-" * 112)
     return out
+
+
+def _drain_cpu(r: dict) -> str:
+    """'; CPU per event: tracker x ms + PostgreSQL y ms' of a drain (load-independent)."""
+    cpu = r.get("cpu")
+    if not cpu or not r["events"]:
+        return ""
+    used = cpu["cpu_seconds"]
+    tracker, pg = (used.get(k, 0.0) * 1e3 / r["events"] for k in ("consumer", "postgres"))
+    return f"; CPU per event: tracker {tracker:.2f} ms + PostgreSQL {pg:.2f} ms"
 
 
 def _cpu_per_event(results: list[dict], name: str) -> float | None:

@@ -353,17 +353,16 @@ def cmd_rebuild(args) -> int:
     with _rpc() as rpc:
         _call(rpc.tracker.reset, token)
         for name in sources:
-            svc = getattr(rpc, name)
-            after = 0
+            export = getattr(rpc, name).export_events
+            # the next page is read while the tracker applies this one (issue 16): the
+            # producer's export and the tracker's apply run side by side, in order
+            reply = export.call_async(token, 0, args.page)
             with _progress(desc=f"{name:16s}") as bar:
-                while True:
-                    page = _call(svc.export_events, token, after, args.page)
-                    if not page:
-                        break
+                while page := _call(reply.result):
+                    reply = export.call_async(token, page[-1]["id"], args.page)
                     counts = _call(rpc.tracker.ingest, token, [p["envelope"] for p in page])
                     for k, v in counts.items():
                         totals[k] = totals.get(k, 0) + v
-                    after = page[-1]["id"]
                     bar.update(len(page))
     print(f"rebuilt from {', '.join(sources)}: {totals}")
     return 0
@@ -742,7 +741,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("rebuild-tracker",
                        help="reset the tracker and re-apply every service's events")
-    p.add_argument("--page", type=int, default=500, help="events per batch")
+    p.add_argument("--page", type=int, default=1000,
+                   help="events per batch (at most 2000: a service exports no more at once)")
     p.set_defaults(fn=cmd_rebuild)
 
     p = sub.add_parser("demo", help="seed a demo scenario through the running services",

@@ -31,6 +31,7 @@ import copy
 import functools
 import json
 import math
+import operator
 import os
 import re
 from collections.abc import Mapping
@@ -65,6 +66,8 @@ MEASURES = ("excess_ratio", "excess")
 _SYMBOLS = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<=", "equals": "==", "in": "in"}
 OPERATORS = tuple(_SYMBOLS)
 _ORDERING = ("gt", "gte", "lt", "lte")
+_OPERATORS = {"gt": operator.gt, "gte": operator.ge, "lt": operator.lt, "lte": operator.le,
+              "equals": operator.eq}
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
@@ -140,8 +143,11 @@ def _fmt(value: Any) -> str:
 
 def _compare(op: str, left: Any, right: Any) -> bool:
     if op in _ORDERING or (op == "equals" and _is_number(left) and _is_number(right)):
-        a, b = _exact(left), _exact(right)
-        return {"gt": a > b, "gte": a >= b, "lt": a < b, "lte": a <= b, "equals": a == b}[op]
+        # two ints compare exactly as they are; anything else as exact fractions. One
+        # comparison, not all five (issue 16: this ran on every rule of every draft)
+        if type(left) is not int or type(right) is not int:
+            left, right = _exact(left), _exact(right)
+        return _OPERATORS[op](left, right)
     if op == "equals":
         return left == right
     return any(_compare("equals", left, item) for item in right)  # "in"

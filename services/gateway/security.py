@@ -464,12 +464,14 @@ def seed_users(session, path: Path | None) -> int:
     for name, user in users.items():
         if get_user(session, name):
             continue
-        session.execute(insert(st.users).values(
+        # replicas starting together seed the same file: the first insert wins, the
+        # others add nothing (a plain insert failed the second replica's start-up)
+        done = session.execute(dialect_insert(session)(st.users).values(
             username=name, role=user["role"], unit=user["unit"], county=user.get("county"),
             display_name=user.get("display_name"), password=user["password"],
             disabled=False, development_only=development_only, created_at=now,
-            updated_at=now))
-        added += 1
+            updated_at=now).on_conflict_do_nothing(index_elements=["username"]))
+        added += done.rowcount or 0
     if added:
         record(session, "user.imported", None, file=str(path), count=added,
                development_only=development_only)

@@ -26,7 +26,7 @@ check_startup("tracker")   # production: no start without fit token keys
 
 CONSUMER = "tracker.events"
 SWEEP_SECONDS = float(os.environ.get("TRACKER_SWEEP_SECONDS", "10"))
-BATCH = int(os.environ.get("TRACKER_BATCH", "200"))   # events applied per transaction
+BATCH = int(os.environ.get("TRACKER_BATCH", "500"))   # events applied per transaction
 SWEEP_LIMIT = int(os.environ.get("TRACKER_SWEEP_LIMIT", "5000"))   # alerts per sweep at most
 APPROACHING = timedelta(hours=float(os.environ.get("TRACKER_APPROACHING_HOURS", "24")))
 GROUPS = ("month", "county", "domain", "agency", "kind")

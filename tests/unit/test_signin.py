@@ -242,3 +242,53 @@ def test_wsgi_wrapper_limits_bodies_and_adds_headers(monkeypatch):
     _, page, _ = _call(wrapped, PATH_INFO="/")
     assert "script-src 'self'" in page["Content-Security-Policy"]
     assert "Cache-Control" not in page
+
+
+def _seed_demo_users(url: str) -> int:
+    import os
+    os.environ["LIANDONG_ENV"] = "development"
+    store = Store("gateway", st.metadata, url)
+    try:
+        with store.transaction() as s:
+            return sec.seed_users(s, DEMO)
+    finally:
+        store.dispose()
+
+
+def test_replicas_seeding_the_user_file_together_all_start(monkeypatch):
+    """Two gateway replicas started together seed the same user file: one adds the users,
+    the other adds nothing — it does not fail on a duplicate key (it did: users_pkey).
+    Replica A has inserted the users but not committed when replica B (another process)
+    seeds; B waits on A's rows, then must add nothing."""
+    import multiprocessing
+    import socket
+    import uuid
+
+    from sqlalchemy import create_engine, func, select, text
+
+    from shared.db import normalize_url
+    try:
+        socket.create_connection(("127.0.0.1", 5432), timeout=1).close()
+    except OSError:
+        pytest.skip("no PostgreSQL on 127.0.0.1:5432")
+    monkeypatch.setenv("LIANDONG_ENV", "development")
+    name = f"liandong_seed_{uuid.uuid4().hex[:8]}"
+    url = f"postgresql://postgres@127.0.0.1:5432/{name}"
+    expected = len(sec.load_users_file(DEMO)[0])
+    store = Store("gateway", st.metadata, url)
+    try:
+        with multiprocessing.get_context("spawn").Pool(1) as pool:
+            with store.transaction() as s:
+                assert sec.seed_users(s, DEMO) == expected            # replica A
+                other = pool.apply_async(_seed_demo_users, (url,))    # replica B
+                time.sleep(3)                  # B is now waiting on A's uncommitted rows
+            assert other.get(timeout=60) == 0
+        with store.transaction() as s:
+            assert s.execute(select(func.count()).select_from(st.users)).scalar() == expected
+    finally:
+        store.dispose()
+        admin = create_engine(normalize_url("postgresql://postgres@127.0.0.1:5432/postgres"),
+                              isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()

@@ -51,3 +51,24 @@ def test_signature_by_another_publisher_is_refused(tmp_path):
 def test_unknown_source_cannot_sign(tmp_path):
     with pytest.raises(ValueError, match="no publisher owns"):
         signing.sign(envelope(source="/somewhere/else"), tmp_path)
+
+
+
+ARGS = {"event_type": "criminal_referral.drafted.v1", "source": SOURCE, "subject": "s",
+        "data": {}, "sequence": 1}
+
+
+@pytest.mark.parametrize(("argument", "field", "value"), [
+    ("subject", "subject", ""), ("subject", "subject", "s" * 201), ("sequence", "sequence", 0),
+    ("sequence", "sequence", True), ("event_type", "type", "NotAType"),
+    ("data", "data", ["not", "a", "mapping"]), ("source", "source", 7)])
+def test_a_producer_built_envelope_is_checked_as_the_schema_checks_it(argument, field, value):
+    """make_envelope checks its arguments without a marshmallow load (issue 16): what it
+    refuses, the full schema a consumer loads with refuses for the same field; what it
+    builds, the full schema accepts."""
+    with pytest.raises(EnvelopeError) as err:
+        env.make_envelope(**{**ARGS, argument: value})
+    assert set(err.value.errors) == {field}
+    good = env.make_envelope(**ARGS)
+    assert env._schema.validate(good) == {}
+    assert set(env._schema.validate({**good, field: value})) == {field}

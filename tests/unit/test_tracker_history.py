@@ -225,6 +225,32 @@ def test_a_rebuild_counts_the_same(engine):
     assert {g: answer(engine, ACTORS[0], g) for g in before} == before
 
 
+def test_two_batches_of_one_subject_take_turns(engine):
+    """Issue 16: the per-subject lock is a transaction-scoped advisory lock on PostgreSQL.
+    A batch holding step 2 of a subject while another transaction holds step 1 waits
+    for that commit and then applies step 2 (it does not read the state before step 1
+    and park it); SQLite serializes the writers itself."""
+    import threading
+    if engine.dialect.name != "postgresql":
+        pytest.skip("advisory locks are PostgreSQL's")
+    first, second = history(random.Random(11), 1)[:2]
+    results: list[dict] = []
+    with Session(engine) as a, a.begin():
+        tr.apply_batch(a, [first], CONSUMER)                  # holds the subject's lock
+
+        def other():
+            with Session(engine) as b, b.begin():
+                results.append(tr.apply_batch(b, [second], CONSUMER))
+        waiting = threading.Thread(target=other)
+        waiting.start()
+        waiting.join(1.0)
+        assert results == []                                   # still waiting for a
+    waiting.join(30)
+    assert results == [{"applied": 1, "duplicate": 0, "stale": 0, "parked": 0}]
+    with Session(engine) as s:
+        assert s.execute(select(tr.handoffs.c.step)).scalar_one() == 2
+
+
 # -- the sweep ---------------------------------------------------------------------------
 
 class _Db:
