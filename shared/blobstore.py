@@ -356,5 +356,21 @@ def store():
     return _store
 
 
+def file_bytes(data: bytes, attach, register) -> dict:
+    """File a small document held in memory (a generated form, the demo's papers) the
+    way an upload is filed: the blob stored first, then ``attach(sha256)`` records the
+    step and returns the record; if that refuses, a blob this call created goes again
+    (nothing half-written). ``register(sha256)`` notes the blob afterwards."""
+    sha, created = store().put_bytes(data)
+    try:
+        filed = attach(sha)
+    except Exception:
+        if created:
+            store().delete(sha)
+        raise
+    register(sha)
+    return filed
+
+
 def new_id() -> str:
     return uuid.uuid4().hex

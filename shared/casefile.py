@@ -161,6 +161,7 @@ def attach(kind: str, rec: dict, actor: Actor, document: dict,
     """The record with ``document`` in its case file, and the step that records it
     (who, when, size, media type, SHA-256: the step's details enter the hash chain)."""
     entry = check_upload(kind, rec, actor, document["kind"])
+    check_form_not_filed(rec, document.get("form"))
     details = {"document_id": document["document_id"], "kind": document["kind"],
                "title": document.get("title") or entry["title"],
                "filename": document["filename"], "media_type": document["media_type"],
@@ -176,6 +177,18 @@ def attach(kind: str, rec: dict, actor: Actor, document: dict,
             "step": step_no, "at": now.isoformat(), "actor": actor.to_dict(),
             "satisfied": [], "details": details}
     return new, step
+
+
+def check_form_not_filed(rec: dict, form: str | None) -> None:
+    """A generated form is filed once per case file: filing it again (a double click,
+    a retry) is refused with 409 naming the document already filed, not a duplicate.
+    A later version of a paper goes in as an upload of its kind."""
+    earlier = next((f for f in rec.get("files", []) if form and f.get("form") == form), None)
+    if earlier is not None:
+        raise InvalidTransition(
+            f"the form {form!r} is already in the case file ({earlier['id']})",
+            {"form": [f"filed as document {earlier['id']} on {earlier['uploaded_at']}"]},
+            code="already_filed")
 
 
 def present_kinds(rec: dict) -> set[str]:

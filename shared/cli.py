@@ -852,7 +852,9 @@ def build_parser() -> argparse.ArgumentParser:
                        "referrals both ways, joint actions, assistance requests) in every "
                        "county, at every stage, with steps backdated over the past year so "
                        "that some are overdue and every demo user of deploy/users.demo.yaml "
-                       "has work. Development only (LIANDONG_ENV=development: the services "
+                       "has work; before each transfer it uploads small PDFs of the papers "
+                       "Decree art. 6 requires, into the blob store this environment "
+                       "configures. Development only (LIANDONG_ENV=development: the services "
                        "refuse backdated steps otherwise). Running it twice adds nothing.")
     p.add_argument("--count", type=int, default=20,
                    help="criminal referrals (at least 14); the other kinds in proportion")

@@ -31,6 +31,10 @@ DOCUMENTS = [{"kind": k, "title": t} for k, t in (
     ("items_list", "涉案物品清单"), ("inspection_reports", "检验报告"),
     ("other_materials", "现场笔录"))]
 HOUR = 3600.0
+# the case file's papers the demo uploads before a transfer (Decree art. 6 (1)-(3))
+REQUIRED_FILES = [("transfer_letter", "涉嫌犯罪案件移送书"),
+                  ("investigation_report", "涉嫌犯罪案件情况的调查报告"),
+                  ("items_list", "涉案物品清单")]
 
 # Criminal referral scenarios: the steps (command, hours after the previous step, lo-hi).
 # Open ones end at a stage where someone must act; the last gap decides whether that
@@ -96,6 +100,25 @@ class Seeder:
                 return None
             raise
 
+    def file(self, actor: Actor, rec: dict, kind: str, title: str, at: datetime,
+             scenario: str) -> None:
+        """Upload a small real paper into a referral's case file as the gateway files an
+        upload: the blob into the store the services use (this process's environment,
+        as for `make run`), then the step, backdated like the others."""
+        from shared import blobstore
+        data = tiny_pdf(rec["case_number"], kind)
+        key = self.key(scenario, "file", kind)
+        document = {"document_id": uuid.UUID(key).hex, "kind": kind, "title": title,
+                    "filename": f"{rec['case_number']}-{title}.pdf",
+                    "media_type": "application/pdf", "size": len(data)}
+        at = max(at, datetime.fromisoformat(rec["updated_at"]) + timedelta(minutes=1))
+        blobstore.file_bytes(
+            data, lambda sha: self.rpc.police_handoff.attach_file(
+                self.token(actor), rec["id"], {**document, "sha256": sha}, key,
+                at=min(at, self.now - timedelta(minutes=2)).isoformat()),
+            lambda sha: self.rpc.documents.register(self.token(actor), {
+                "sha256": sha, "size": len(data), "media_type": "application/pdf"}))
+
     def count(self, kind: str, state: str) -> None:
         by = self.counts.setdefault(kind, {})
         by[state] = by.get(state, 0) + 1
@@ -125,6 +148,30 @@ def _actors(county: str) -> dict[str, Actor]:
 
 CITY = Actor("cmd-city", "city_command", "wenzhou-command", None)
 MARKET = Actor("amr-demo", "market_regulation", "wenzhou-amr", None)
+
+
+def tiny_pdf(*lines: str) -> bytes:
+    """A small, valid one-page A4 PDF showing ``lines`` (ASCII) in Helvetica: the demo's
+    and the tests' stand-in for a scanned paper."""
+    text = "".join(f"({line.encode('ascii', 'replace').decode()}) Tj 0 -24 Td "
+                   for line in lines)
+    stream = f"BT /F1 14 Tf 72 770 Td {text}ET".encode()
+    objects = [b"<< /Type /Catalog /Pages 2 0 R >>",
+               b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+               b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] "
+               b"/Resources << /Font << /F1 5 0 R >> >> /Contents 4 0 R >>",
+               b"<< /Length %d >>\nstream\n%s\nendstream" % (len(stream), stream),
+               b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"]
+    out, offsets = bytearray(b"%PDF-1.4\n"), []
+    for n, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n%s\nendobj\n" % (n, body)
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
+        len(objects) + 1, xref)
+    return bytes(out)
 
 
 def _day(at: datetime) -> str:
@@ -201,6 +248,10 @@ def _criminal(sd: Seeder, i: int, county: str, path, steps: int) -> None:
     for (command, _lo, _hi), gap in zip(plan, gaps, strict=True):
         at += gap
         role, cmd, payload = _criminal_step(command, county, at, sd.rng)
+        if cmd == "transfer":          # the papers go with it (Decree art. 6)
+            for n, (kind, title) in enumerate(REQUIRED_FILES):
+                sd.file(actors[role], rec, kind, title,
+                        at - timedelta(minutes=20 * (len(REQUIRED_FILES) - n)), scenario)
         moved = sd.act("police_handoff", actors[role], rec, cmd, payload, at, scenario)
         if moved is None:
             break

@@ -234,6 +234,24 @@ class HandoffService:
             raise NotAllowed(f"you may not see {self.domain.KIND} {rec['id']}",
                              {"id": ["forbidden"]})
 
+    def _may_see_files(self, actor, rec) -> bool:
+        """The case file's read rule: the domain's ``can_view_files`` where it has one
+        (a forwarded criminal referral's files go with it), else the handoff's."""
+        return getattr(self.domain, "can_view_files", self.domain.can_view)(actor, rec)
+
+    def _shown(self, actor, rec) -> dict:
+        """A record as ``actor`` sees it: without the case file's records where the
+        files are not theirs to see (the timeline keeps what happened)."""
+        out = public(rec)
+        if out.get("files") and not self._may_see_files(actor, rec):
+            out["files"] = []
+        return out
+
+    def _files_visible(self, actor, rec):
+        if not self._may_see_files(actor, rec):
+            raise NotAllowed(f"you may not see the case file of {self.domain.KIND} "
+                             f"{rec['id']}", {"id": ["forbidden"]})
+
     def _once(self, actor, key, request: tuple, work):
         """Run ``work(session)`` in one transaction; with an idempotency key, at most
         once per (caller, key): a retry gets the first result (see shared.idempotency)."""
@@ -303,7 +321,7 @@ class HandoffService:
             may_act = getattr(self.domain, "may_act", None)   # which party acts, if the
             if may_act is not None:                            # role alone does not say
                 allowed = [c for c in allowed if may_act(actor, rec, c)]
-            return {**public(rec), "timeline": self.handoffs.timeline(s, handoff_id),
+            return {**self._shown(actor, rec), "timeline": self.handoffs.timeline(s, handoff_id),
                     "next_actions": allowed}
 
     @rpc
@@ -327,7 +345,7 @@ class HandoffService:
                     if skip:
                         skip -= 1
                     elif len(out) < limit:
-                        out.append(public(rec))
+                        out.append(self._shown(actor, rec))
                 if len(found) < LIST_CHUNK:
                     break
         return out
@@ -343,15 +361,18 @@ class HandoffService:
         actor = verify_token(token)
         with self.db.session() as s:
             rec = self.handoffs.load(s, handoff_id)
-            self._visible(actor, rec)
+            self._files_visible(actor, rec)
             return casefile.check_upload(self._kind(rec), rec, actor, doc_kind)
 
     @rpc
-    def attach_file(self, token, handoff_id, document, idempotency_key=None):
+    def attach_file(self, token, handoff_id, document, idempotency_key=None, at=None):
         """Record a stored file (its blob already written, by SHA-256) in the handoff's
         case file: a step with who, when, size, media type and SHA-256, whose event
-        carries the document's record, never the bytes. Returns the document record."""
+        carries the document's record, never the bytes. Returns the document record.
+        ``at`` backdates the step in development only (the demo), as ``act``'s."""
         actor = verify_token(token)
+        if at is not None:
+            step_time(at)      # refused outside development before anything is read
         from marshmallow import ValidationError
         try:
             document = casefile.FileAttachedSchema().load(document or {})
@@ -360,8 +381,9 @@ class HandoffService:
 
         def work(s):
             rec = self.handoffs.load(s, handoff_id, for_update=self.db.is_postgres)
-            self._visible(actor, rec)
-            new, step = casefile.attach(self._kind(rec), rec, actor, document, _now())
+            self._files_visible(actor, rec)
+            when = step_time(at, rec.get("updated_at"))
+            new, step = casefile.attach(self._kind(rec), rec, actor, document, when)
             self.handoffs.save(s, new, step, self.domain.event_payload(new, step), rec["step"])
             return casefile.find(new, document["document_id"])
         return self._once(actor, idempotency_key, ("attach_file", handoff_id, document), work)
@@ -372,7 +394,7 @@ class HandoffService:
         actor = verify_token(token)
         with self.db.session() as s:
             rec = self.handoffs.load(s, handoff_id)
-            self._visible(actor, rec)
+            self._files_visible(actor, rec)
             return {"kind": self._kind(rec), "state": rec["state"],
                     "case_number": rec["case_number"], "files": rec.get("files", [])}
 
@@ -382,7 +404,7 @@ class HandoffService:
         actor = verify_token(token)
         with self.db.session() as s:
             rec = self.handoffs.load(s, handoff_id)
-            self._visible(actor, rec)
+            self._files_visible(actor, rec)
         found = casefile.find(rec, document_id)
         if found is None:
             raise NotFound(f"no document {document_id} in {handoff_id}",
@@ -396,7 +418,7 @@ class HandoffService:
         actor = verify_token(token)
         with self.db.session() as s:
             rec = self.handoffs.load(s, handoff_id)
-            self._visible(actor, rec)
+            self._files_visible(actor, rec)
             return public(rec)
 
     @rpc

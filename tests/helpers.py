@@ -5,8 +5,12 @@ import base64
 import hashlib
 import hmac
 import json
+import uuid
+from datetime import datetime, timezone
 
+from shared import casefile
 from shared.auth import Actor, issue_token
+from shared.demo import tiny_pdf
 
 UNIT = Actor("officer-li", "enforcement_unit", "lucheng-team-1", "lucheng")
 OTHER_UNIT = Actor("officer-wu", "enforcement_unit", "ouhai-team-1", "ouhai")
@@ -75,6 +79,50 @@ DOCUMENTS = [
     {"kind": "inspection_reports", "title": "车辆核载检验报告"},
     {"kind": "other_materials", "title": "现场笔录、视频"},
 ]
+
+# the case file's files a transfer needs (Decree art. 6 (1)-(3); required_for_transfer)
+REQUIRED_FILES = ("transfer_letter", "investigation_report", "items_list")
+
+
+def file_record(kind: str, case_number: str = "WZ-LC-2026-0001") -> dict:
+    """An ``attach_file`` document record of a small real PDF (its blob not stored:
+    for the domain and the RPC adapter without a gateway)."""
+    data = tiny_pdf(case_number, kind)
+    return {"document_id": uuid.uuid4().hex, "kind": kind, "title": kind,
+            "filename": f"{kind}.pdf", "media_type": "application/pdf", "size": len(data),
+            "sha256": hashlib.sha256(data).hexdigest()}
+
+
+def with_required_files(rec: dict, now=None) -> dict:
+    """A referral record with the required files in its case file (domain tests)."""
+    for kind in REQUIRED_FILES:
+        rec, _step = casefile.attach(rec["kind"], rec, UNIT, file_record(kind),
+                                     now or datetime.now(timezone.utc))
+    return rec
+
+
+def attach_required_files(service, handoff_id: str, actor: Actor = UNIT) -> None:
+    """Record the required files over RPC (``service``: a police_handoff proxy), for the
+    tests that drive a referral without the gateway; test_documents_e2e uploads real
+    files through it."""
+    for kind in REQUIRED_FILES:
+        service.attach_file(token(actor), handoff_id, file_record(kind))
+
+
+def upload_required_files(base_url: str, handoff_id: str, actor: Actor = UNIT) -> list:
+    """Upload the required files through the gateway, as the console does (e2e)."""
+    import requests
+    out = []
+    for kind in REQUIRED_FILES:
+        r = requests.post(f"{base_url}/api/v1/criminal-referrals/{handoff_id}/documents",
+                          headers={"Authorization": f"Bearer {token(actor)}"}, timeout=60,
+                          data={"kind": kind, "title": kind},
+                          files={"file": (f"{kind}.pdf", tiny_pdf(handoff_id, kind),
+                                          "application/pdf")})
+        assert r.status_code == 201, r.text
+        out.append(r.json())
+    return out
+
 
 TRANSFER = {"police_unit": POLICE.unit, "procuratorate_unit": PROCURATORATE.unit,
             "procuratorate_copy": {"sent_on": "2026-03-02", "reference": "温交执移〔2026〕1号"},

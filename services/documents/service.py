@@ -19,7 +19,7 @@ from sqlalchemy import insert, select, update
 
 from services.documents import forms
 from services.documents import store as st
-from shared import blobstore
+from shared import blobstore, casefile
 from shared.auth import require_role, verify_token
 from shared.errors import InvalidInput, NotFound, bounded
 from shared.logging import configure_logging
@@ -127,10 +127,12 @@ class DocumentsService:
         return result
 
     # ------------------------------------------------------------------ forms
-    def _render(self, token, service, handoff_id, form):
+    def _render(self, token, service, handoff_id, form, filing=False):
         rec = self._handoff_service(service).form_record(token, handoff_id)
         kind = rec["kind"]
         forms.form_of(kind, form)
+        if filing:       # refused before rendering; attach_file checks it again
+            casefile.check_form_not_filed(rec, form)
         pdf = tpool.execute(forms.render, kind, form, rec, _now())
         return rec, pdf
 
@@ -145,20 +147,15 @@ class DocumentsService:
     def file_form(self, token, service, handoff_id, form, idempotency_key=None):
         """Render a form and file it in the case file (its kind from the standard),
         like an upload: stored by SHA-256, recorded as a step. Returns the record."""
-        rec, pdf = self._render(token, service, handoff_id, form)
+        rec, pdf = self._render(token, service, handoff_id, form, filing=True)
         spec = forms.form_of(rec["kind"], form)
         svc = self._handoff_service(service)
         svc.check_attach(token, handoff_id, spec["kind"])
-        sha, created = blobstore.store().put_bytes(pdf)
         document = {"document_id": blobstore.new_id(), "kind": spec["kind"],
                     "title": spec["title"], "filename": f"{rec['case_number']}-{spec['title']}.pdf",
-                    "media_type": "application/pdf", "size": len(pdf), "sha256": sha,
-                    "form": form}
-        try:
-            filed = svc.attach_file(token, handoff_id, document, idempotency_key)
-        except Exception:
-            if created:
-                blobstore.store().delete(sha)
-            raise
-        self.register(token, {"sha256": sha, "size": len(pdf), "media_type": "application/pdf"})
-        return filed
+                    "media_type": "application/pdf", "size": len(pdf), "form": form}
+        return blobstore.file_bytes(
+            pdf, lambda sha: svc.attach_file(token, handoff_id, {**document, "sha256": sha},
+                                             idempotency_key),
+            lambda sha: self.register(token, {"sha256": sha, "size": len(pdf),
+                                              "media_type": "application/pdf"}))

@@ -191,6 +191,10 @@ def _case_file_routes(collection: str, kind: str) -> list[Route]:
         Route("GET", f"{base}/documents/{{document_id}}", "A document's bytes (ETag = "
               "SHA-256, Range, If-None-Match)", kind, params=one,
               responses={"200": "the bytes", "206": "a range", "304": "not modified"}),
+        Route("GET", f"{base}/downloads", "The download audit of the case file (who "
+              "downloaded which document, when, which range), newest first: coordinators "
+              "and operators", kind,
+              params=p + (("limit", "query", "integer", "at most this many (default 200)"),)),
         Route("GET", f"{base}/forms/{{form}}", f"An official form of a {kind} as PDF",
               kind, params=form, responses={"200": "application/pdf"}),
         Route("POST", f"{base}/forms/{{form}}", "Generate a form and file it in the case "

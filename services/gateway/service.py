@@ -744,6 +744,16 @@ class GatewayService:
                 "document_id": document_id, "sha256": record["sha256"], "range": byte_range})
         return uploads.serve(record, request, audit=audit)
 
+    @http("GET", "/api/v1/<string:collection>/<string:handoff_id>/downloads")
+    def document_downloads(self, request, collection, handoff_id):
+        """The download audit of a handoff's case file (who downloaded which document,
+        when, which range), newest first: coordinators and operators (the documents
+        service checks the role)."""
+        token = _token(request)
+        self._case_file(token, collection, handoff_id)       # 404: no such handoff
+        limit = request.args.get("limit", 200)
+        return json_response(self.documents.downloads(token, handoff_id, limit))
+
     @http("GET", "/api/v1/<string:collection>/<string:handoff_id>/forms/<string:form>")
     def form(self, request, collection, handoff_id, form):
         service, _kind = self._case_service(collection)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from shared import units
+from shared import casefile, units
 from shared.auth import Actor, NotAllowed, require_role
 from shared.errors import InvalidInput, InvalidTransition
 from shared.procedure import Procedure
@@ -73,6 +73,17 @@ def can_view(actor: Actor, rec: dict) -> bool:
     if role in ("procuratorate", "court"):
         return actor.unit is not None and actor.unit == rec.get(PARTY_UNIT[role])
     return False
+
+
+def can_view_files(actor: Actor, rec: dict) -> bool:
+    """The case file follows the case: the handoff's read rule, except that among the
+    police only the unit holding the case sees its files. A unit that forwarded the
+    case (程序规定 179: not its jurisdiction) keeps the timeline of what it did, but
+    the papers go with the case to the competent unit."""
+    if actor.role == "police":
+        return actor.unit is not None and actor.unit == rec.get("counterpart_unit") \
+            and actor.unit in rec.get("police_units", [])
+    return can_view(actor, rec)
 
 
 def check_may_act(actor: Actor, rec: dict) -> None:
@@ -164,6 +175,7 @@ def act(rec: dict, command: str, actor: Actor, payload, now: datetime) -> tuple[
         handler(new, rec, data, actor, now)
     if command == "transfer":
         _check_transfer_documents(new, transition.requires_documents)
+        check_transfer_files(rec)
     return new, {**step, "details": data}
 
 
@@ -213,6 +225,21 @@ def _check_transfer_documents(new: dict, required: bool) -> None:
         titles = [f"{k} ({kinds[k]['title']})" for k in missing]
         raise InvalidInput("the transfer lacks required documents (art. 6)",
                            {"documents": [f"missing: {', '.join(titles)}"]})
+
+
+def check_transfer_files(rec: dict) -> None:
+    """Decree art. 6 (1)-(3): the transfer letter, the investigation report and the
+    items list travel as files (``required_for_transfer`` of the case file), not as
+    titles. The file records are this referral's own (``attach_file`` writes them in
+    this service, on this record, after the blob is stored), so the check reads the
+    record being transferred: no other service is asked, nothing can cross it."""
+    known = casefile.kinds(KIND)
+    present = casefile.present_kinds(rec)
+    missing = [k for k in casefile.required_for_transfer(KIND) if k not in present]
+    if missing:
+        raise InvalidInput(
+            "the transfer lacks the case file's required files (Decree art. 6)",
+            {"files": [f"missing: {k} ({known[k]['title']})" for k in missing]})
 
 
 # ------------------------------------------------------------------ what each step records

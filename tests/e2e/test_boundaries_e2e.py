@@ -31,6 +31,7 @@ from tests.helpers import (
     draft_payload,
     market_payload,
     token,
+    upload_required_files,
 )
 
 pytestmark = pytest.mark.e2e
@@ -59,6 +60,7 @@ def _approved(base) -> str:
     created = unit.post(f"{API}/criminal-referrals", draft_payload(_case()))
     assert created.status_code == 201, created.text
     rid = created.json()["id"]
+    upload_required_files(base, rid)      # the papers a transfer needs (art. 6)
     assert unit.post(f"{API}/criminal-referrals/{rid}/request_approval",
                      {"transfer_report": "报告"}).status_code == 200
     assert head.post(f"{API}/criminal-referrals/{rid}/approve", {}).status_code == 200

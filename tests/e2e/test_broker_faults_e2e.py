@@ -45,7 +45,16 @@ from shared.messaging import messaging_tables
 from shared.topology import DLQ
 from tests import brokers
 from tests.conftest import PG_DSN, ROOT, Stack, _port_open, drop_databases
-from tests.helpers import HEAD, POLICE, TRANSFER, UNIT, draft_payload, token
+from tests.helpers import (
+    HEAD,
+    POLICE,
+    REQUIRED_FILES,
+    TRANSFER,
+    UNIT,
+    draft_payload,
+    file_record,
+    token,
+)
 
 pytestmark = [
     pytest.mark.e2e,
@@ -345,7 +354,13 @@ class Load:
                 rec = self._call(caller, lambda p, d=payload, k=key: p.police_handoff.create(
                     token(UNIT), "draft", d, k))
                 self.count("rpc_committed")
-                for step, (actor, command, body) in enumerate(STEPS, start=2):
+                for kind in REQUIRED_FILES:     # the papers a transfer needs (art. 6)
+                    doc, key = file_record(kind), str(uuid.uuid4())
+                    self._call(caller, lambda p, d=doc, k=key, r=rec["id"]:
+                               p.police_handoff.attach_file(token(UNIT), r, d, k))
+                    self.count("rpc_committed")
+                for step, (actor, command, body) in enumerate(
+                        STEPS, start=2 + len(REQUIRED_FILES)):
                     self._act(caller, rec["id"], actor, command, body, step)
         except Exception as exc:  # noqa: BLE001 - reported by the test
             self.errors.append(f"driver: {exc!r}")

@@ -41,6 +41,7 @@ from tests.helpers import (
     TRANSFER,
     UNIT,
     VALID_ID,
+    attach_required_files,
     dispatch_payload,
     draft_payload,
     token,
@@ -523,7 +524,8 @@ def test_second_factor_and_sign_out_in_the_console(console, web):
 
 def test_case_file_upload_transfer_and_the_police_open_it(console, web):
     """The 案卷 panel: the enforcement unit uploads the transfer letter (PDF) with the
-    progress bar, files a generated form, the case is transferred, the police sign in and
+    progress bar, files a generated form, uploads the other papers the checklist asks for
+    before a transfer, the case is transferred, the police sign in and
     open the letter inline; at desktop and at 390 px phone width."""
     from tests.helpers import TRANSFER
     c = console
@@ -554,6 +556,17 @@ def test_case_file_upload_transfer_and_the_police_open_it(console, web):
     c.visible("#casefile-upload")
     c.d.save_screenshot(str(ARTIFACTS / f"console-{c.backend}-case-file-phone.png"))
     c.d.set_window_size(1440, 1000)
+    # the transfer needs the other art. 6 papers as files too: the checklist says so
+    for kind, title in (("investigation_report", "涉嫌犯罪案件情况的调查报告"),
+                        ("items_list", "涉案物品清单")):
+        assert c.css(f'#casefile-checklist li[data-kind="{kind}"]').get_attribute(
+            "class") == "todo"
+        c.choose(c.css("#casefile-kind"), title)
+        c.fill(c.css("#casefile-title"), title)
+        c.css("#casefile-file").send_keys(str(pdf))
+        c.css('#casefile-upload button[type="submit"]').click()
+        c.wait(lambda d, k=kind: c.all(f'#casefile-checklist li.done[data-kind="{k}"]'),
+               f"the {kind} ticked")
 
     with web.rpc() as rpc:
         rpc.police_handoff.act(token(UNIT), rec["id"], "request_approval",
@@ -702,6 +715,7 @@ def test_police_see_a_new_transfer_appear_in_their_work_without_reloading(consol
     with web.rpc() as rpc:
         svc = rpc.police_handoff
         rec = svc.create(token(UNIT), "draft", draft_payload(number))
+        attach_required_files(svc, rec["id"])
         for actor, command, payload in ((UNIT, "request_approval", {"transfer_report": "r"}),
                                         (HEAD, "approve", {}), (UNIT, "transfer", TRANSFER)):
             rec = svc.act(token(actor), rec["id"], command, payload)

@@ -16,6 +16,7 @@ from urllib.parse import quote
 import pytest
 import requests
 
+from shared.demo import tiny_pdf
 from tests.conftest import wait_for
 from tests.helpers import (
     COORDINATOR,
@@ -25,6 +26,7 @@ from tests.helpers import (
     POLICE,
     POLICE_2,
     PROCURATORATE,
+    REQUIRED_FILES,
     TRANSFER,
     UNIT,
     dispatch_payload,
@@ -84,7 +86,18 @@ def act(base, actor, path, command, body):
     return r.json()
 
 
+def upload_missing(base, path):
+    """Upload the papers a transfer needs that are not in the case file yet."""
+    present = {d["kind"] for d in requests.get(base + path + "/documents",
+                                               headers=auth(UNIT), timeout=30).json()}
+    for kind in REQUIRED_FILES:
+        if kind not in present:
+            up = upload(base, UNIT, path, tiny_pdf(path, kind), kind, f"{kind}.pdf", kind)
+            assert up.status_code == 201, up.text
+
+
 def transfer(base, path):
+    upload_missing(base, path)
     act(base, UNIT, path, "request_approval", {"transfer_report": "报告"})
     act(base, HEAD, path, "approve", {})
     act(base, UNIT, path, "transfer", TRANSFER)
@@ -244,6 +257,13 @@ def test_official_forms_as_pdf_and_filed_with_one_action(web):
                                                              "transfer_letter")
     got = requests.get(f"{base}{path}/documents/{doc['id']}", headers=auth(UNIT), timeout=30)
     assert hashlib.sha256(got.content).hexdigest() == doc["sha256"]
+    # filing it again (a double click, a retry) is a 409 naming the first, not a copy
+    again = requests.post(base + path + "/forms/transfer_letter.pdf", headers=auth(UNIT),
+                          timeout=120)
+    assert again.status_code == 409 and again.json()["code"] == "already_filed", again.text
+    assert doc["id"] in again.json()["errors"]["form"][0]
+    listing = requests.get(base + path + "/documents", headers=auth(UNIT), timeout=30).json()
+    assert [d["id"] for d in listing if d.get("form") == "transfer_letter"] == [doc["id"]]
     transfer(base, path)
     receipt = requests.get(base + path + "/forms/receipt.pdf", headers=auth(POLICE),
                            timeout=120)
@@ -343,3 +363,56 @@ def test_cli_documents_put_list_get_and_forms(web, tmp_path):
     police = cli("documents", "list", "--as", "police", "--unit", POLICE_2.unit, "--url",
                  base, rid)
     assert police.returncode == 2 and "forbidden" in police.stderr
+
+
+def test_the_transfer_needs_the_files_and_a_forward_moves_them(web):
+    """Decree art. 6 (1)-(3) as uploaded files: the transfer is refused with 422 naming
+    each missing kind. A forwarded case's files go to the new police unit; the former one
+    keeps the timeline but no longer sees the files. The download audit over HTTP."""
+    base = web.base_url
+    path = new_referral(base)
+    handoff_id = path.rsplit("/", 1)[1]
+    assert upload(base, UNIT, path, PDF, "transfer_letter").status_code == 201
+    act(base, UNIT, path, "request_approval", {"transfer_report": "报告"})
+    act(base, HEAD, path, "approve", {})
+    refused = requests.post(f"{base}{path}/transfer", headers=auth(UNIT), json=TRANSFER,
+                            timeout=30)
+    assert refused.status_code == 422, refused.text
+    missing = refused.json()["errors"]["files"]
+    assert [m.split()[1] for m in missing] == ["investigation_report", "items_list"]
+    assert "涉案物品清单" in missing[1]
+    upload_missing(base, path)
+    act(base, UNIT, path, "transfer", TRANSFER)
+
+    one = f"{base}{path}/documents"
+    letter = requests.get(one, headers=auth(POLICE), timeout=30).json()[0]
+    assert requests.get(f"{one}/{letter['id']}", headers=auth(POLICE), timeout=30).content \
+        == PDF
+    act(base, POLICE, path, "sign_receipt", {"receipt_number": "R-1", "receiving_officer": "王"})
+    act(base, POLICE, path, "forward", {"competent_authority": POLICE_2.unit,
+                                        "reason": "不属本局管辖"})
+    got = requests.get(f"{one}/{letter['id']}", headers=auth(POLICE_2), timeout=30)
+    assert got.status_code == 200 and got.content == PDF
+    assert requests.get(one, headers=auth(POLICE_2), timeout=30).status_code == 200
+    for url in (one, f"{one}/{letter['id']}", f"{base}{path}/forms/receipt.pdf"):
+        assert requests.get(url, headers=auth(POLICE), timeout=30).status_code == 403, url
+    former = requests.get(base + path, headers=auth(POLICE), timeout=30)
+    assert former.status_code == 200 and former.json()["files"] == []   # the timeline stays
+    assert "forward" in [s["command"] for s in former.json()["timeline"]]
+    assert len(requests.get(base + path, headers=auth(POLICE_2), timeout=30).json()[
+        "files"]) == 3
+
+    # who downloaded what: coordinators and operators, over HTTP
+    audit = requests.get(f"{base}{path}/downloads", headers=auth(COORDINATOR), timeout=30)
+    assert audit.status_code == 200, audit.text
+    rows = audit.json()
+    assert {(r["user_id"], r["document_id"]) for r in rows} == {
+        (POLICE.user_id, letter["id"]), (POLICE_2.user_id, letter["id"])}
+    assert rows[0]["user_id"] == POLICE_2.user_id and rows[0]["at"] >= rows[-1]["at"]
+    assert all(r["handoff_id"] == handoff_id for r in rows)
+    for actor in (UNIT, POLICE_2):
+        assert requests.get(f"{base}{path}/downloads", headers=auth(actor),
+                            timeout=30).status_code == 403
+    unknown = requests.get(f"{base}/api/v1/criminal-referrals/{uuid.uuid4()}/downloads",
+                           headers=auth(COORDINATOR), timeout=30)
+    assert unknown.status_code == 404

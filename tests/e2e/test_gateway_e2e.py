@@ -29,6 +29,7 @@ from tests.helpers import (
     UNIT,
     draft_payload,
     token,
+    upload_required_files,
 )
 
 pytestmark = pytest.mark.e2e
@@ -104,6 +105,7 @@ def test_each_role_sees_only_what_its_agency_may(web):
     assert created.headers["Location"].endswith(rid)
     assert Client(web.base_url, POLICE).get(f"/api/v1/criminal-referrals/{rid}").status_code \
         == 403
+    upload_required_files(web.base_url, rid)
     for actor, command, body in ((UNIT, "request_approval", {"transfer_report": "报告"}),
                                  (HEAD, "approve", {}), (UNIT, "transfer", TRANSFER)):
         r = Client(web.base_url, actor).post(f"/api/v1/criminal-referrals/{rid}/{command}", body)

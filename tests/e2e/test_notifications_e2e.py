@@ -21,7 +21,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from tests.conftest import ROOT, free_port, wait_for
-from tests.helpers import HEAD, TRANSFER, UNIT, draft_payload, token
+from tests.helpers import (
+    HEAD,
+    TRANSFER,
+    UNIT,
+    attach_required_files,
+    draft_payload,
+    token,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -89,6 +96,7 @@ def _transfer(stack, number: str) -> None:
     with stack.rpc() as rpc:
         svc = rpc.police_handoff
         rec = svc.create(token(UNIT), "draft", draft_payload(number))
+        attach_required_files(svc, rec["id"])
         for actor, command, payload in ((UNIT, "request_approval", {"transfer_report": "r"}),
                                         (HEAD, "approve", {}), (UNIT, "transfer", TRANSFER)):
             rec = svc.act(token(actor), rec["id"], command, payload)

@@ -19,13 +19,16 @@ from tests.helpers import (
     POLICE,
     POLICE_2,
     PROCURATORATE,
+    REQUIRED_FILES,
     TRANSFER,
     UNIT,
+    attach_required_files,
     draft_payload,
     token,
 )
 
 pytestmark = pytest.mark.e2e
+FILES = len(REQUIRED_FILES)     # the steps that upload the papers a transfer needs
 
 
 def case_number() -> str:
@@ -44,6 +47,7 @@ class Flow:
         return self.rec
 
     def to_receipted(self):
+        attach_required_files(self.svc, self.id)      # 3 steps: the art. 6 papers
         self.do(UNIT, "request_approval", {"transfer_report": "专案组核实报告"})
         self.do(HEAD, "approve", {"opinion": "同意"})
         self.do(UNIT, "transfer", TRANSFER)
@@ -95,20 +99,21 @@ def test_full_lawful_path_through_prosecution_and_judgment(stack):
 
         shown = flow.svc.get(token(UNIT), flow.id)
         assert [s["command"] for s in shown["timeline"]] == [
-            "draft", "request_approval", "approve", "transfer", "sign_receipt", "file",
+            "draft", *["attach_file"] * FILES, "request_approval", "approve", "transfer",
+            "sign_receipt", "file",
             "hand_over_evidence", "end_investigation", "decide_prosecution",
             "record_judgment"]
-        assert shown["timeline"][2]["actor"]["role"] == "agency_head"
-        assert shown["timeline"][9]["actor"]["role"] == "court"
+        assert shown["timeline"][2 + FILES]["actor"]["role"] == "agency_head"
+        assert shown["timeline"][9 + FILES]["actor"]["role"] == "court"
 
-        tracked = flow.tracked(10)
+        tracked = flow.tracked(10 + FILES)
         assert tracked["state"] == "convicted" and tracked["open"] is False
-        assert [e["type"] for e in tracked["timeline"]][5:] == [
+        assert [e["type"] for e in tracked["timeline"]][5 + FILES:] == [
             "criminal_referral.filed.v1", "criminal_referral.evidence_handed_over.v1",
             "criminal_referral.investigation_ended.v1",
             "criminal_referral.prosecution_decided.v1",
             "criminal_referral.judgment_recorded.v1"]
-        assert tracked["timeline"][3]["actor_unit"] == UNIT.unit
+        assert tracked["timeline"][3 + FILES]["actor_unit"] == UNIT.unit
         assert rpc.tracker.handoff(token(COURT), flow.id)["state"] == "convicted"
 
     rows = Client(stack.base_url, COORDINATOR).get("/api/v1/statistics/outcomes",
@@ -158,7 +163,7 @@ def test_forwarding_branch(stack):
             flow.do(POLICE, "sign_receipt", {"receipt_number": "R-2", "receiving_officer": "x"})
         flow.do(POLICE_2, "sign_receipt", {"receipt_number": "R-2", "receiving_officer": "赵"})
         flow.do(POLICE_2, "file", {"filing_number": "F-2"})
-        assert flow.tracked(8)["counterpart_unit"] == POLICE_2.unit
+        assert flow.tracked(8 + FILES)["counterpart_unit"] == POLICE_2.unit
 
 
 def test_not_filed_reconsideration_and_filing_supervision_with_their_clocks(stack):
@@ -189,9 +194,9 @@ def test_not_filed_reconsideration_and_filing_supervision_with_their_clocks(stac
             None, "police_explanation", None, "ordered_filing", "handover"]
         assert [c["period"] for c in clocks if c] == ["3d", "3d", "3d", "7d", "15d", "3d"]
         assert clocks[2]["article"] == "9 ¶2" and "113" in clocks[4]["article"]
-        tracked = flow.tracked(13)
+        tracked = flow.tracked(13 + FILES)
         assert tracked["state"] == "filed" and tracked["deadline"]["id"] == "handover"
-        ordered = tracked["timeline"][11]
+        ordered = tracked["timeline"][11 + FILES]
         assert ordered["state"] == "filing_ordered"
         assert ordered["data"]["deadline"]["id"] == "ordered_filing"
 

@@ -31,6 +31,7 @@ from tests.helpers import (
     UNIT,
     draft_payload,
     market_payload,
+    with_required_files,
 )
 
 T0 = datetime(2026, 3, 2, 1, 0, tzinfo=timezone.utc)
@@ -145,6 +146,7 @@ def test_a_step_command_on_the_create_route_is_a_422_not_a_crash():
 
 def _approved():
     rec, _ = police.create("draft", UNIT, draft_payload(), T0)
+    rec = with_required_files(rec, T0)
     rec, _ = police.act(rec, "request_approval", UNIT, {"transfer_report": "报告"}, T0)
     rec, _ = police.act(rec, "approve", HEAD, {"opinion": "同意"}, T0)
     return rec

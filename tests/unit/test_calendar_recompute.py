@@ -14,7 +14,17 @@ from shared.errors import NotAllowed
 from shared.events import validate_payload
 from shared.handoffs import HandoffService, HandoffStore
 from shared.procedure import recompute_clocks
-from tests.helpers import COORDINATOR, HEAD, POLICE, TRANSFER, UNIT, draft_payload, token
+from tests.helpers import (
+    COORDINATOR,
+    HEAD,
+    POLICE,
+    REQUIRED_FILES,
+    TRANSFER,
+    UNIT,
+    draft_payload,
+    file_record,
+    token,
+)
 from tests.unit.test_calendar_sources import end_of, publish_notices
 from tests.unit.test_police_domain import Case
 
@@ -108,6 +118,8 @@ def _receive(svc, monkeypatch, when: datetime, number: str) -> dict:
     rec = svc.create(token(UNIT), "draft", draft_payload(number))
     svc.act(token(UNIT), rec["id"], "request_approval", {"transfer_report": "核实报告"})
     svc.act(token(HEAD), rec["id"], "approve", {"opinion": "同意"})
+    for kind in REQUIRED_FILES:
+        svc.attach_file(token(UNIT), rec["id"], file_record(kind))
     svc.act(token(UNIT), rec["id"], "transfer", TRANSFER)
     return svc.act(token(POLICE), rec["id"], "sign_receipt",
                    {"receipt_number": "R-1", "receiving_officer": "王"})

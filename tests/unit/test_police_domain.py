@@ -7,6 +7,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from services.police_handoff import domain
+from shared import casefile
 from shared.auth import Actor
 from shared.errors import InvalidInput, InvalidTransition, NotAllowed
 from shared.events import event_schemas, validate_payload
@@ -23,9 +24,11 @@ from tests.helpers import (
     POLICE,
     POLICE_2,
     PROCURATORATE,
+    REQUIRED_FILES,
     TRANSFER,
     UNIT,
     draft_payload,
+    file_record,
 )
 
 T0 = datetime(2026, 3, 2, 1, 0, tzinfo=timezone.utc)  # Monday 09:00 Beijing
@@ -34,11 +37,16 @@ T0 = datetime(2026, 3, 2, 1, 0, tzinfo=timezone.utc)  # Monday 09:00 Beijing
 class Case:
     """Drives one referral through the domain, checking every event payload."""
 
-    def __init__(self, payload=None, now=T0):
+    def __init__(self, payload=None, now=T0, files=True):
         self.now = now
         self.rec, step = domain.create("draft", UNIT, payload or draft_payload(), now)
         self.steps = [step]
         validate_payload(step["event"], domain.event_payload(self.rec, step))
+        for kind in REQUIRED_FILES if files else ():   # the papers a transfer needs
+            self.rec, step = casefile.attach(domain.KIND, self.rec, UNIT, file_record(kind),
+                                             now)
+            validate_payload(step["event"], domain.event_payload(self.rec, step))
+            self.steps.append(step)
 
     def do(self, actor, command, payload=None, after=timedelta(hours=1)):
         self.now += after
@@ -96,7 +104,7 @@ def test_full_lawful_path_with_deadlines():
     assert rec["state"] == "convicted" and rec["deadline"] is None
     assert Procedure.load("criminal_referral").is_final("convicted")
     assert rec["judgment"]["effective_on"] == "2026-06-12"
-    assert [s["step"] for s in case.steps] == list(range(1, 11))
+    assert [s["step"] for s in case.steps] == list(range(1, 14))   # 3 files, 10 steps
 
 
 def test_transfer_records_the_copy_to_the_procuratorate_with_its_date():
@@ -630,3 +638,39 @@ def test_procedure_table_has_one_row_per_entry_and_outcomes_may_stay():
     rec = {"state": "a", "step": 1, "clocks": {}}
     new, _ = proc.advance(rec, "try", POLICE, {"outcome": "again"}, T0)
     assert new["state"] == "a"
+
+
+def test_transfer_needs_the_required_files_and_names_each_missing_kind():
+    """Decree art. 6 (1)-(3) as uploaded files (required_for_transfer): titles alone do
+    not transfer; the optional kinds may stay a recorded "none" with a reason."""
+    case = Case(files=False)
+    rec = case.rec
+    rec, _ = casefile.attach(domain.KIND, rec, UNIT, file_record("items_list"), T0)
+    case.rec = rec
+    case.do(UNIT, "request_approval", {"transfer_report": "报告"})
+    case.do(HEAD, "approve")
+    with pytest.raises(InvalidInput) as err:
+        case.do(UNIT, "transfer", TRANSFER)
+    missing = err.value.errors["files"]
+    assert len(missing) == 2 and "transfer_letter" in missing[0] and "涉嫌犯罪案件移送书" in \
+        missing[0] and "investigation_report" in missing[1]
+    assert case.rec["state"] == "approved"
+    for kind in ("transfer_letter", "investigation_report"):
+        case.rec, _ = casefile.attach(domain.KIND, case.rec, UNIT, file_record(kind), case.now)
+    none = [d if d["kind"] in REQUIRED_FILES else
+            {"kind": d["kind"], "title": "无（本案未作检验鉴定）"}
+            for d in DOCUMENTS]
+    rec = case.do(UNIT, "transfer", {**TRANSFER, "documents": none})
+    assert rec["state"] == "transferred"
+
+
+def test_forwarding_moves_the_case_file_to_the_new_police_unit():
+    case = Case()
+    rec = case.to_receipted()
+    assert domain.can_view_files(POLICE, rec) and not domain.can_view_files(POLICE_2, rec)
+    rec = case.do(POLICE, "forward", {"competent_authority": POLICE_2.unit,
+                                      "reason": "不属本局管辖"})
+    assert domain.can_view_files(POLICE_2, rec) and not domain.can_view_files(POLICE, rec)
+    assert domain.can_view(POLICE, rec)          # its own step stays on its timeline
+    for actor in (UNIT, HEAD, PROCURATORATE, COORDINATOR):
+        assert domain.can_view_files(actor, rec) == domain.can_view(actor, rec), actor
