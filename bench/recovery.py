@@ -152,12 +152,35 @@ def rebuild(events: int, timeout: float) -> dict:
             "missing": events - applied, "copy_rate": events / copy_seconds}
 
 
+def _stop(pids: list[int], grace: float = 10) -> None:
+    """SIGTERM the detached services, then SIGKILL whichever is still there after
+    ``grace`` seconds: the vhost is deleted next, and a service still stopping then
+    retries its connection for ever (such leftovers held PostgreSQL connections that a
+    later test needed)."""
+    import os
+    import signal
+
+    def alive(pid: int) -> bool:
+        try:
+            os.kill(pid, 0)
+            return True
+        except ProcessLookupError:
+            return False
+    for pid in pids:
+        if alive(pid):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while any(alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    for pid in pids:
+        if alive(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
 def cold_start(timeout: float) -> dict:
     """`liandong run --detach` (what `make run` runs) on empty databases until every
     service answers its health RPC."""
-    import os
     import re
-    import signal
     import subprocess
     import sys
 
@@ -170,8 +193,7 @@ def cold_start(timeout: float) -> dict:
                              timeout=timeout * len(SERVICES) + 30)
         seconds = time.monotonic() - started
         detached = re.search(r"\(pids ([\d ]+)\)", out.stdout)
-        for pid in detached.group(1).split() if detached else []:
-            os.kill(int(pid), signal.SIGTERM)
+        _stop([int(pid) for pid in detached.group(1).split()] if detached else [])
         if out.returncode:
             raise RuntimeError(f"run --detach exited {out.returncode}: {out.stderr[-500:]}")
         ready = out.stdout.count(" ready ")

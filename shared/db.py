@@ -117,7 +117,21 @@ def make_engine(url: str, create: bool = True) -> Engine:
         return engine
     if create:
         ensure_database(url)
-    return create_engine(parsed, pool_size=10, max_overflow=10, pool_pre_ping=True)
+    return create_engine(parsed, pool_size=_env_int("DB_POOL_SIZE", 10),
+                         max_overflow=_env_int("DB_MAX_OVERFLOW", 10), pool_pre_ping=True)
+
+
+def _env_int(name: str, default: int) -> int:
+    """A pool setting from the environment: every replica holds up to pool size +
+    overflow PostgreSQL connections, and the server's ``max_connections`` (100 by default)
+    bounds the sum over all replicas."""
+    value = os.environ.get(name, "")
+    if not value:
+        return default
+    try:
+        return max(0, int(value))
+    except ValueError:
+        raise SystemExit(f"{name}={value!r}: a whole number of connections") from None
 
 
 def _must_exist(parsed) -> None:

@@ -103,6 +103,10 @@ class ReplicaStack(Stack):
         key = f"{name}#{index}"
         if name == "gateway" and index > 1:     # each replica needs its own HTTP port
             extra_env.setdefault("WEB_SERVER_ADDRESS", f"127.0.0.1:{brokers.free_port()}")
+        # two replicas of every service against one PostgreSQL: at the default pool
+        # (10 + 10 each) they exceeded its 100 connections mid-failover
+        extra_env.setdefault("DB_POOL_SIZE", "2")
+        extra_env.setdefault("DB_MAX_OVERFLOW", "2")
         log = open(self.tmp / f"{key}.log", "ab")
         proc = subprocess.Popen(service_command(name), cwd=ROOT, stdout=log,
                                 stderr=subprocess.STDOUT, env={**self.env, **extra_env})
