@@ -18,6 +18,8 @@ import unicodedata
 import uuid
 from urllib.parse import quote
 
+import eventlet
+import eventlet.wsgi
 import structlog
 from eventlet import tpool
 from werkzeug.exceptions import RequestEntityTooLarge
@@ -70,6 +72,48 @@ def _too_large():
                     {"file": [f"at most {casefile.MAX_BYTES} bytes"]})
 
 
+def body_stream(request):
+    """What the body is read from: eventlet's own ``wsgi.input`` when the request came
+    through eventlet's server. It stops at Content-Length and decodes a chunked body
+    itself, and each read is one buffer filled from the socket; werkzeug's
+    ``request.stream`` copies every chunk twice more (LimitedStream.readinto, then
+    RawIOBase.read) and is empty for a chunked body. Anything else (a test's request):
+    ``request.stream``."""
+    environ = getattr(request, "environ", None) or {}
+    raw = environ.get("wsgi.input")
+    return raw if isinstance(raw, eventlet.wsgi.Input) else request.stream
+
+
+class WriteBehind:
+    """``upload.write`` (SHA-256 and the file write, both of which release the GIL on
+    large buffers) in a native thread of eventlet's pool, one chunk in flight while the
+    hub reads and parses the next: the two overlap on two cores. ``wait`` before the
+    upload is used or aborted (a write never runs on a closed file)."""
+
+    def __init__(self, upload: blobstore.Upload):
+        self.upload = upload
+        self.size = 0
+        self._pending = None
+
+    def write(self, data: bytes) -> None:
+        self.wait()
+        self.size += len(data)
+        self._pending = eventlet.spawn(tpool.execute, self.upload.write, data)
+
+    def wait(self) -> None:
+        """The chunk in flight written (its error raised here)."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.wait()
+
+    def abort(self) -> None:
+        try:
+            self.wait()
+        except Exception:   # the upload is dropped anyway
+            pass
+        self.upload.abort()
+
+
 def receive(request, check_kind) -> tuple[dict, blobstore.Upload]:
     """Parse the multipart body, streaming the file into a new blob upload (not yet
     committed). ``check_kind(kind)`` is called once the ``kind`` field is known, before
@@ -87,16 +131,21 @@ def receive(request, check_kind) -> tuple[dict, blobstore.Upload]:
     decoder = MultipartDecoder(boundary.encode("ascii"),
                                max_form_memory_size=2 * READ + FORM_OVERHEAD,
                                max_parts=10)
-    stream = request.stream
+    stream = body_stream(request)
+    received = 0
     fields: dict[str, str] = {}
     current: str | None = None
     buffer = b""
     upload: blobstore.Upload | None = None
+    writer: WriteBehind | None = None
     checked = False
     done = False
     try:
         while not done:
             chunk = stream.read(READ)
+            received += len(chunk)
+            if received > max_request_bytes():     # a chunked body: no Content-Length
+                raise _too_large()
             decoder.receive_data(chunk or None)
             event = decoder.next_event()
             while event is not NEED_DATA:
@@ -111,13 +160,14 @@ def receive(request, check_kind) -> tuple[dict, blobstore.Upload]:
                     fields["filename"] = safe_filename(event.filename)
                     fields["declared"] = event.headers.get("Content-Type", "")
                     upload = blobstore.store().upload()
+                    writer = WriteBehind(upload)
                 elif isinstance(event, Field):
                     current, buffer = event.name, b""
                 elif isinstance(event, Data):
                     if current == "file":
-                        upload.write(event.data)
-                        if upload.size > casefile.MAX_BYTES:
+                        if writer.size + len(event.data) > casefile.MAX_BYTES:
                             raise _too_large()
+                        writer.write(event.data)
                     elif current in ("kind", "title"):
                         buffer += event.data
                         if len(buffer) > FIELD_MAX * 4:
@@ -136,6 +186,7 @@ def receive(request, check_kind) -> tuple[dict, blobstore.Upload]:
                                    {"body": ["truncated multipart body"]})
         if upload is None:
             raise InvalidInput("no file in the upload", {"file": ["required"]})
+        writer.wait()
         if not fields.get("kind"):
             raise InvalidInput("say which document this is", {"kind": ["required"]})
         if upload.size == 0:
@@ -144,13 +195,13 @@ def receive(request, check_kind) -> tuple[dict, blobstore.Upload]:
             check_kind(fields["kind"])
         return fields, upload
     except (ValueError, RequestEntityTooLarge) as exc:
-        if upload is not None:
-            upload.abort()
+        if writer is not None:
+            writer.abort()
         raise InvalidInput("the multipart body is malformed", {"body": [str(exc)[:200]]}) \
             from None
     except BaseException:   # the worker killed mid-upload: no temp file left behind
-        if upload is not None:
-            upload.abort()
+        if writer is not None:
+            writer.abort()
         raise
 
 
