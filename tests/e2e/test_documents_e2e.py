@@ -214,6 +214,27 @@ def test_a_file_over_the_limit_is_refused_before_its_body_is_read(web):
     conn.close()
 
 
+def test_a_chunked_upload_arrives_whole(web, tmp_path):
+    """A body without Content-Length (Transfer-Encoding: chunked, as a streaming client
+    sends it) is read to its end: werkzeug's request.stream read it as empty."""
+    from shared.clidocs import multipart
+    base = web.base_url
+    path = new_referral(base)
+    source = tmp_path / "现场录像.mp4"
+    source.write_bytes(MP4 + os.urandom(3 * 1024 * 1024 + 17))
+    content_type, _length, body = multipart({"kind": "other_materials", "title": "录像"},
+                                            "file", source, "video/mp4")
+    r = requests.post(base + path + "/documents", timeout=60, data=iter(body),
+                      headers={**auth(UNIT), "Content-Type": content_type})
+    assert r.status_code == 201, r.text
+    assert r.request.headers.get("Transfer-Encoding") == "chunked"
+    doc = r.json()
+    assert doc["size"] == source.stat().st_size
+    assert doc["sha256"] == hashlib.sha256(source.read_bytes()).hexdigest()
+    got = requests.get(f"{base}{path}/documents/{doc['id']}", headers=auth(UNIT), timeout=60)
+    assert got.content == source.read_bytes()
+
+
 def test_an_altered_blob_is_never_served(web):
     base = web.base_url
     path = new_referral(base)

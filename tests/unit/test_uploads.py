@@ -95,3 +95,61 @@ def test_not_multipart_is_refused():
     with pytest.raises(InvalidInput) as refused:
         uploads.receive(Request(b"{}", "application/json"), lambda kind: None)
     assert "body" in refused.value.errors
+
+
+def _feed(raw: bytes, sizes) -> list:
+    """Parse raw in chunks of the given sizes (cycled); (name, filename, bytes) per part."""
+    parser = uploads.Multipart(BOUNDARY.encode())
+    parts, pos, i = [], 0, 0
+    while pos < len(raw):
+        size = sizes[i % len(sizes)]
+        i += 1
+        for event in parser.feed(raw[pos:pos + size]):
+            if isinstance(event, uploads.Part):
+                parts.append([event.name, event.filename, b""])
+            elif isinstance(event, uploads.End):
+                parts.append("end")
+            else:
+                assert parts and parts[-1] != "end"
+                parts[-1][2] += bytes(event)
+        pos += size
+    return parts
+
+
+# bytes that look like the delimiter's start, at the part's end and in the middle
+TRICKY = (b"\r\n--" + BOUNDARY.encode()[:-1] + b"x\r\n-\r\n--\r" + os.urandom(3000)
+          + b"\r\n--" + BOUNDARY.encode()[:20] + b"\r")
+
+
+@pytest.mark.parametrize("sizes", [[1], [2, 3], [7], [len(BOUNDARY) + 3], [64, 1],
+                                   [1000], [4096, 5], [1 << 20]])
+def test_the_parser_gives_every_byte_back_however_the_body_is_cut(sizes):
+    raw = body(part("kind", b"transfer_letter"), part("title", "标题".encode()),
+               part("file", TRICKY, "a.bin", "application/octet-stream"),
+               part("note", b"\r\n"))
+    assert _feed(b"preamble\r\n" + raw + b"epilogue", sizes) == [
+        ["kind", None, b"transfer_letter"], ["title", None, "标题".encode()],
+        ["file", "a.bin", TRICKY], ["note", None, b"\r\n"], "end"]
+
+
+def test_the_parser_hands_a_large_chunk_out_without_copying_it():
+    data = os.urandom(1 << 20)
+    raw = body(part("file", data, "a.bin"))
+    head = raw.index(data)
+    parser = uploads.Multipart(BOUNDARY.encode())
+    assert isinstance(parser.feed(raw[:head])[0], uploads.Part)
+    chunk = raw[head:]
+    events = parser.feed(chunk)
+    assert isinstance(events[0], memoryview) and events[0].obj is chunk
+    assert bytes(events[0]) == data and isinstance(events[-1], uploads.End)
+
+
+@pytest.mark.parametrize("raw", [
+    body(part("file", b"x", "a")).replace(b"Content-Disposition", b"Content-Dispositio"),
+    b"no boundary at all " * 5000,
+    body(part("file", b"x", "a")).replace(b"\r\n\r\nx", b"\r\nbroken\r\n\r\nx"),
+    body(*[part(f"f{i}", b"x") for i in range(11)]),
+])
+def test_the_parser_refuses_malformed_bodies(raw):
+    with pytest.raises(ValueError):
+        _feed(raw, [4096])
