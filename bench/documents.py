@@ -118,7 +118,8 @@ def _curl_download(url, headers, work, gateway):
     return took, _cpu_s(gateway) - cpu, _children_cpu_s() - client, digest.hexdigest()
 
 
-def run(mib: int = 200, directory: str | None = None, client: str = "curl") -> dict:
+def run(mib: int = 200, directory: str | None = None, client: str | None = None) -> dict:
+    client = client or ("curl" if shutil.which("curl") else "python")
     import requests
 
     from shared.auth import Actor
@@ -226,8 +227,8 @@ def run(mib: int = 200, directory: str | None = None, client: str = "curl") -> d
 
 
 def report(r: dict) -> None:
-    print(f"\ncase file, {r['mib']} MiB through the gateway (same disk, copy with fsync = "
-          f"{r['copy_mb_s']:.0f} MB/s):")
+    print(f"\ncase file, {r['mib']} MiB through the gateway, client {r['client']} (same disk, "
+          f"copy with fsync = {r['copy_mb_s']:.0f} MB/s):")
     print(f"  upload   {r['upload_mb_s']:7.0f} MB/s   ratio to copy {r['upload_ratio']:.2f} "
           f"(goal >= 0.5); {r['upload_cpu_mb_s']:.0f} MB per gateway CPU-second")
     print(f"  download {r['download_mb_s']:7.0f} MB/s   ratio to copy "
@@ -245,9 +246,9 @@ def main(argv=None) -> int:
     p.add_argument("--mib", type=int, default=200, help="file size in MiB (default 200)")
     p.add_argument("--dir", help="where the blobs and the copy go (default var/ of the "
                    "repo; /dev/shm takes the disk out of the measure)")
-    p.add_argument("--client", choices=("curl", "python"), default="curl",
-                   help="the HTTP client: curl (native, as a browser; default) or "
-                   "requests in this process")
+    p.add_argument("--client", choices=("curl", "python"),
+                   help="the HTTP client: curl (native, as a browser; the default where "
+                   "installed) or requests in this process")
     args = p.parse_args(argv)
     report(run(args.mib, args.dir, args.client))
     return 0

@@ -1,12 +1,13 @@
 """Case-file uploads and downloads through the gateway, streamed.
 
-An upload (``multipart/form-data``: ``kind``, ``title``, ``file``) is parsed as it
-arrives (``Multipart``: the file's bytes are handed on as views of the chunks read, not
-copied); the file part goes into the blob store (shared/blobstore.py) while it is
-hashed, both in a native thread while the hub reads the next chunk (``WriteBehind``), so
-the gateway holds at most two chunks (1 MiB each) of it in memory. The request is
-refused with 413 before the body is read when its Content-Length says it is too big, and
-before a byte past the limit is stored otherwise (a chunked body).
+An upload (``multipart/form-data``: ``kind``, ``title``, ``file``) is read from
+eventlet's ``wsgi.input`` (``body_stream``) and parsed as it arrives with werkzeug's
+incremental multipart decoder; the file part goes into the blob store
+(shared/blobstore.py) while it is hashed, both in a native thread while the hub reads the
+next chunk (``WriteBehind``), so the gateway holds at most a few chunks (1 MiB each) of
+it in memory. The request is refused with 413 before the body is read when its
+Content-Length says it is too big, and before a byte past the limit is stored otherwise
+(a chunked body).
 The blob is stored (renamed to its SHA-256) before the handoff's service records the
 step; if that refuses, a blob this upload created is removed again.
 
@@ -19,14 +20,22 @@ import contextlib
 import re
 import unicodedata
 import uuid
-from typing import NamedTuple
 from urllib.parse import quote
 
 import eventlet
 import eventlet.wsgi
 import structlog
 from eventlet import tpool
+from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.http import parse_options_header
+from werkzeug.sansio.multipart import (
+    NEED_DATA,
+    Data,
+    Epilogue,
+    Field,
+    File,
+    MultipartDecoder,
+)
 from werkzeug.wrappers import Response
 
 from shared import blobstore, casefile
@@ -67,127 +76,6 @@ def _too_large():
                     {"file": [f"at most {casefile.MAX_BYTES} bytes"]})
 
 
-class Part(NamedTuple):
-    """The start of a part: its form field name, file name (None for a plain field)
-    and ``Content-Type``."""
-    name: str
-    filename: str | None
-    content_type: str
-
-
-class End(NamedTuple):
-    """The closing delimiter: the body is complete."""
-
-
-class Multipart:
-    """A streaming ``multipart/form-data`` parser (RFC 7578: CRLF line breaks) that
-    hands a part's bytes out as zero-copy memoryviews of the chunks it is fed.
-
-    ``feed(chunk)`` returns the events the chunk completes: ``Part``, then the part's
-    bytes (memoryview or bytes, possibly several), then the next ``Part`` ... ``End``.
-    Only the few bytes that may be the start of the delimiter and an unfinished header
-    block are kept between chunks. (werkzeug's decoder copies each chunk four times,
-    more than the socket read and SHA-256 together cost: the hub's time went there.)"""
-
-    HEADER_MAX = 16 * 1024
-
-    def __init__(self, boundary: bytes, max_parts: int = 10):
-        self.dash = b"--" + boundary
-        self.delimiter = b"\r\n--" + boundary
-        self.max_parts = max_parts
-        self.parts = 0
-        self.state = "preamble"
-        self.buf = b""           # the bytes not parsed yet (a small tail or a fed chunk)
-
-    def feed(self, chunk: bytes) -> list:
-        if self.state == "end":
-            return []
-        out: list = []
-        n = len(self.delimiter)
-        if self.state == "data" and len(self.buf) < n and len(chunk) >= n:
-            # the kept tail cannot hold the delimiter; does one start in it?
-            probe = self.buf + chunk[:n]
-            at = probe.find(self.delimiter)
-            if 0 <= at < len(self.buf):
-                if at:
-                    out.append(self.buf[:at])
-                self.buf, start = chunk, at + n - len(self.buf)
-                self.state = "after"
-            else:
-                if self.buf:
-                    out.append(self.buf)
-                self.buf, start = chunk, 0
-        else:
-            self.buf, start = (self.buf + chunk if self.buf else chunk), 0
-        self.buf = self._parse(self.buf, start, out)
-        return out
-
-    def _parse(self, buf: bytes, pos: int, out: list) -> bytes:
-        """Parse buf from pos, appending events; returns what is left for later."""
-        n = len(self.delimiter)
-        while True:
-            if self.state == "data":
-                at = buf.find(self.delimiter, pos)
-                if at < 0:
-                    keep = max(pos, len(buf) - (n - 1))
-                    if keep > pos:
-                        out.append(memoryview(buf)[pos:keep])
-                    return buf[keep:]
-                if at > pos:
-                    out.append(memoryview(buf)[pos:at])
-                pos, self.state = at + n, "after"
-            elif self.state == "after":      # "--" ends the body, else whitespace, CRLF
-                rest = buf[pos:pos + 2]
-                if rest == b"--":
-                    self.state = "end"
-                    out.append(End())
-                    return b""
-                eol = buf.find(b"\r\n", pos)
-                if eol < 0:
-                    if len(buf) - pos > 256:
-                        raise ValueError("no line break after a boundary")
-                    return buf[pos:]
-                if buf[pos:eol].strip(b" \t"):
-                    raise ValueError("text after a boundary")
-                pos, self.state = eol + 2, "headers"
-            elif self.state == "headers":
-                end = buf.find(b"\r\n\r\n", pos)
-                if end < 0:
-                    if len(buf) - pos > self.HEADER_MAX:
-                        raise ValueError("a part's headers are too long")
-                    return buf[pos:]
-                out.append(self._part(buf[pos:end]))
-                pos, self.state = end + 4, "data"
-            elif self.state == "preamble":   # the first boundary, at the very start
-                if buf.startswith(self.dash):
-                    pos, self.state = len(self.dash), "after"
-                    continue
-                at = buf.find(self.delimiter)
-                if at < 0:
-                    if len(buf) > FORM_OVERHEAD:
-                        raise ValueError("no boundary at the start of the body")
-                    return buf
-                pos, self.state = at + n, "after"
-            else:
-                return b""
-
-    def _part(self, block: bytes) -> Part:
-        self.parts += 1
-        if self.parts > self.max_parts:
-            raise ValueError(f"more than {self.max_parts} parts")
-        headers = {}
-        for line in block.split(b"\r\n"):
-            name, sep, value = line.decode("utf-8", "replace").partition(":")
-            if not sep:
-                raise ValueError("a part's header line has no ':'")
-            headers[name.strip().lower()] = value.strip()
-        disposition, options = parse_options_header(headers.get("content-disposition", ""))
-        if disposition != "form-data" or "name" not in options:
-            raise ValueError("a part without Content-Disposition: form-data; name=...")
-        return Part(options["name"], options.get("filename"),
-                    headers.get("content-type", ""))
-
-
 def body_stream(request):
     """What the body is read from: eventlet's own ``wsgi.input`` when the request came
     through eventlet's server. It stops at Content-Length and decodes a chunked body
@@ -211,15 +99,10 @@ class WriteBehind:
         self.size = 0
         self._pending = None
 
-    def write(self, pieces: list) -> None:
-        """Write these pieces (bytes or memoryviews of bytes: never changed after)."""
+    def write(self, data: bytes) -> None:
         self.wait()
-        self.size += sum(map(len, pieces))
-        self._pending = eventlet.spawn(tpool.execute, self._write, pieces)
-
-    def _write(self, pieces: list) -> None:
-        for piece in pieces:
-            self.upload.write(piece)
+        self.size += len(data)
+        self._pending = eventlet.spawn(tpool.execute, self.upload.write, data)
 
     def wait(self) -> None:
         """The chunk in flight written (its error raised here)."""
@@ -247,7 +130,9 @@ def receive(request, check_kind) -> tuple[dict, blobstore.Upload]:
     length = request.content_length
     if length is not None and length > max_request_bytes():
         raise _too_large()
-    parser = Multipart(boundary.encode("ascii"))
+    decoder = MultipartDecoder(boundary.encode("ascii"),
+                               max_form_memory_size=2 * READ + FORM_OVERHEAD,
+                               max_parts=10)
     stream = body_stream(request)
     received = 0
     fields: dict[str, str] = {}
@@ -263,42 +148,44 @@ def receive(request, check_kind) -> tuple[dict, blobstore.Upload]:
             received += len(chunk)
             if received > max_request_bytes():     # a chunked body: no Content-Length
                 raise _too_large()
-            if not chunk:
-                raise InvalidInput("the upload ended before its last part",
-                                   {"body": ["truncated multipart body"]})
-            pieces = []                            # of the file, from this chunk
-            for event in parser.feed(chunk):
-                if isinstance(event, (Part, End)) and current in ("kind", "title"):
-                    text = buffer.decode("utf-8", "replace")
-                    fields[current] = "".join(    # no NUL or control characters
-                        c for c in text if unicodedata.category(c)[0] != "C").strip()
-                if isinstance(event, End):
-                    done = True
-                    break
-                if isinstance(event, Part):
-                    current, buffer = event.name, b""
-                    if event.filename is None and event.name != "file":
-                        continue
-                    if event.name != "file" or event.filename is None or upload is not None:
+            decoder.receive_data(chunk or None)
+            event = decoder.next_event()
+            while event is not NEED_DATA:
+                if isinstance(event, File):
+                    if event.name != "file" or upload is not None:
                         raise InvalidInput("one file part, named 'file'",
                                            {"file": ["one file part"]})
                     if "kind" in fields and not checked:
                         check_kind(fields["kind"])
                         checked = True
+                    current = "file"
                     fields["filename"] = safe_filename(event.filename)
-                    fields["declared"] = event.content_type
+                    fields["declared"] = event.headers.get("Content-Type", "")
                     upload = blobstore.store().upload()
                     writer = WriteBehind(upload)
-                elif current == "file":
-                    if writer.size + sum(map(len, pieces)) + len(event) > casefile.MAX_BYTES:
-                        raise _too_large()
-                    pieces.append(event)
-                elif current in ("kind", "title"):
-                    buffer += event
-                    if len(buffer) > FIELD_MAX * 4:
-                        raise InvalidInput(f"{current} is too long", {current: ["too long"]})
-            if pieces:
-                writer.write(pieces)
+                elif isinstance(event, Field):
+                    current, buffer = event.name, b""
+                elif isinstance(event, Data):
+                    if current == "file":
+                        if writer.size + len(event.data) > casefile.MAX_BYTES:
+                            raise _too_large()
+                        writer.write(event.data)
+                    elif current in ("kind", "title"):
+                        buffer += event.data
+                        if len(buffer) > FIELD_MAX * 4:
+                            raise InvalidInput(f"{current} is too long",
+                                               {current: ["too long"]})
+                        if not event.more_data:
+                            text = buffer.decode("utf-8", "replace")
+                            fields[current] = "".join(   # no NUL or control characters
+                                c for c in text if unicodedata.category(c)[0] != "C").strip()
+                elif isinstance(event, Epilogue):
+                    done = True
+                    break
+                event = decoder.next_event()
+            if not chunk and not done:
+                raise InvalidInput("the upload ended before its last part",
+                                   {"body": ["truncated multipart body"]})
         if upload is None:
             raise InvalidInput("no file in the upload", {"file": ["required"]})
         writer.wait()
@@ -309,7 +196,7 @@ def receive(request, check_kind) -> tuple[dict, blobstore.Upload]:
         if not checked:
             check_kind(fields["kind"])
         return fields, upload
-    except ValueError as exc:
+    except (ValueError, RequestEntityTooLarge) as exc:
         if writer is not None:
             writer.abort()
         raise InvalidInput("the multipart body is malformed", {"body": [str(exc)[:200]]}) \
