@@ -31,6 +31,7 @@ from services.alerts.store import handoffs
 from shared import handoffs as handoff  # module import: nameko run must not see the base
 from shared.auth import require_role, verify_token
 from shared.errors import InvalidTransition
+from shared.handoffs import step_time
 from shared.logging import configure_logging
 from shared.messaging import backlog
 from shared.nameko_ext import Database, OutboxRelay, rpc
@@ -69,17 +70,19 @@ class AlertsService(handoff.HandoffService):
 
     # ------------------------------------------------------------------ intake
     @rpc
-    def intake(self, token, alert):
+    def intake(self, token, alert, at=None):
         """Apply one alert: {outcome: created|merged|duplicate, task_id, case_number,
         county, handler_unit, state, repeats, urgency}. A bad alert is InvalidInput
-        (HTTP 422) naming its fields; nothing is stored for it."""
+        (HTTP 422) naming its fields; nothing is stored for it. ``at``: a past time of
+        receipt, development only (``step_time``: the demo's backdated alerts)."""
         actor = verify_token(token)
         require_role(actor, {"alert_source"}, "send alerts")
+        when = step_time(at)
         data = ref.validate_alert(alert)
         for attempt in (1, 2, 3):
             try:
                 with self.db.transaction() as s:
-                    return st.apply_alert(s, actor, data, _now(),
+                    return st.apply_alert(s, actor, data, when,
                                           for_update=self.db.is_postgres)
             except (IntegrityError, InvalidTransition):
                 # the same message id or target was applied concurrently: apply again,
@@ -96,7 +99,7 @@ class AlertsService(handoff.HandoffService):
 
     # ------------------------------------------------------------------ steps
     @rpc
-    def act(self, token, handoff_id, command, payload=None, idempotency_key=None):
+    def act(self, token, handoff_id, command, payload=None, idempotency_key=None, at=None):
         """A step of a task. ``dispose`` with a result ``case_opened`` whose case is a
         criminal or market referral opens it first (that service's create, with the
         caller's token and a key derived from the task, so a retry opens it once) and
@@ -105,7 +108,7 @@ class AlertsService(handoff.HandoffService):
         payload = payload or {}
         if command == "dispose" and isinstance(payload, dict):
             payload = self._open_case(token, actor, handoff_id, payload)
-        result = super().act(token, handoff_id, command, payload, idempotency_key)
+        result = super().act(token, handoff_id, command, payload, idempotency_key, at)
         if result["state"] == "closed":
             with self.db.transaction() as s:
                 st.release_target(s, result)
