@@ -306,6 +306,32 @@ def test_statistics_count_the_loops_yield():
         domain.statistics_of([], {}, "planet")
 
 
+def test_assessment_per_county_centre_and_domain_over_a_period():
+    def at(minutes):
+        return (NOW + timedelta(minutes=minutes)).isoformat()
+    road, _ = task()                                                   # lucheng
+    road = {**road, "acknowledge_at": at(5), "arrive_at": at(15), "close_at": at(24),
+            "result": "case_opened", "state": "closed"}
+    bus, _ = task({"alert_id": "K1", "kind": "key_vehicle_dynamic", "plate": "浙C88888",
+                   "alarm": "speeding", "lat": 28.0, "lon": 120.65, "speed_kmh": 90})
+    bus = {**bus, "acknowledge_at": at(3), "arrive_at": at(9), "close_at": at(14),
+           "state": "closed", "result": "warning"}
+    ruian, _ = task(overlimit("X", plate="浙C00001", site="WIM-RA-01"))
+    old = {**task()[0], "created_at": at(-600)}
+    within = domain.created_within([road, bus, ruian, old], NOW, NOW + timedelta(hours=1))
+    assert {r["id"] for r in within} == {road["id"], bus["id"], ruian["id"]}
+    rows = {r["unit"]: r for r in domain.assessment_of(within, {road["id"]: 2})}
+    lc = rows["lucheng-command"]
+    assert (lc["county"], lc["alerts"], lc["tasks"], lc["cases_opened"]) == ("lucheng", 3, 2, 1)
+    assert (lc["median_ack_minutes"], lc["median_arrive_minutes"],
+            lc["median_close_minutes"]) == (4.0, 12.0, 19.0)
+    by = {d["domain"]: d for d in lc["by_domain"]}
+    assert (by["road"]["median_close_minutes"], by["transport"]["median_close_minutes"]) == (
+        24.0, 14.0)
+    assert rows["ruian-command"]["tasks"] == 1
+    assert rows["ruian-command"]["median_arrive_minutes"] is None
+
+
 def test_a_target_crossing_the_boundary_is_reassigned_to_the_neighbouring_county():
     rec, _ = task()                                          # lucheng
     later = NOW + timedelta(minutes=40)
