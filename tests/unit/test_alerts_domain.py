@@ -277,6 +277,38 @@ def test_repeated_message_ids_apply_once_and_repeats_join_the_open_task(db):
     assert late["outcome"] == "created" and late["task_id"] != first["task_id"]
 
 
+def test_a_batch_writes_its_new_tasks_together_as_if_one_at_a_time(db):
+    import json
+
+    from sqlalchemy import func, select
+
+    from shared.messaging import messaging_tables
+    batch = [overlimit("B1", plate="浙C10001"), overlimit("B2", plate="浙C10002"),
+             overlimit("B3", plate="浙C10001", excess=45.0),     # joins B1's new task
+             overlimit("B1", plate="浙C10001"),                   # a repeat of B1: once
+             overlimit("B4", plate="浙C10003", site="WIM-RA-01")]
+    with db.transaction() as s:
+        out = st.apply_alerts(s, [(SOURCE, ref.validate_alert(a)) for a in batch], NOW)
+    assert [o["outcome"] for o in out] == ["created", "created", "merged", "duplicate",
+                                           "created"]
+    assert out[2]["task_id"] == out[3]["task_id"] == out[0]["task_id"]
+    outbox = messaging_tables(st.metadata)["outbox"]
+    with db.session() as s:
+        rec = st.handoffs.load(s, out[0]["task_id"])
+        assert rec["repeats"] == 1 and rec["latest"]["excess_percent"] == 45.0
+        assert st.handoffs.verify(s)["problems"] == {}
+        events = {e["subject"]: e["data"] for e in (
+            json.loads(row.body) for row in s.execute(select(outbox.c.body)))}
+        assert set(events) == {out[0]["task_id"], out[1]["task_id"], out[4]["task_id"]}
+        first = events[out[0]["task_id"]]        # the event is the task as it was created
+        assert first["details"]["reading"]["excess_percent"] == 30.0
+        assert s.execute(select(func.count()).select_from(st.targets)).scalar_one() == 3
+    # the tasks are found again by their targets and message ids
+    assert apply(db, overlimit("B5", plate="浙C10002"))["outcome"] == "merged"
+    assert apply(db, overlimit("B4", plate="浙C10003", site="WIM-RA-01"))["outcome"] == \
+        "duplicate"
+
+
 def test_a_closed_task_does_not_collect_repeats(db):
     first = apply(db, overlimit("B1"))
     with db.transaction() as s:
