@@ -254,6 +254,25 @@ def db(tmp_path):
     store.dispose()
 
 
+def test_a_repeated_reading_is_not_loaded_again_but_its_message_id_is_checked():
+    first = ref.validate_alert(overlimit("R1", plate="浙C55555", excess=33.3))
+    again = ref.validate_alert(overlimit("R2", plate="浙C55555", excess=33.3))
+    assert again == {**first, "alert_id": "R2"}
+    for bad in ("", "x" * 121, None):
+        with pytest.raises(InvalidInput) as err:
+            ref.validate_alert(overlimit(bad, plate="浙C55555", excess=33.3))
+        assert set(err.value.errors) == {"alert_id"}, bad
+    missing = overlimit("R3", plate="浙C55555", excess=33.3)
+    del missing["alert_id"]
+    with pytest.raises(InvalidInput) as err:
+        ref.validate_alert(missing)
+    assert set(err.value.errors) == {"alert_id"}
+    # a new reading is loaded, and refused when bad
+    with pytest.raises(InvalidInput) as err:
+        ref.validate_alert(overlimit("R4", plate="nope", excess=33.3))
+    assert set(err.value.errors) == {"plate"}
+
+
 def apply(db, alert, now=NOW, actor=SOURCE):
     with db.transaction() as s:
         return st.apply_alert(s, actor, ref.validate_alert(alert), now)
