@@ -16,7 +16,6 @@ from datetime import datetime
 import structlog
 from marshmallow import ValidationError
 from nameko.exceptions import UnknownService
-from nameko.rpc import RpcProxy
 from nameko.timer import timer
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -31,7 +30,7 @@ from shared.auth import verify_token
 from shared.errors import InvalidInput, InvalidTransition, NotAllowed
 from shared.logging import configure_logging
 from shared.messaging import backlog
-from shared.nameko_ext import Database, OutboxRelay, rpc
+from shared.nameko_ext import Database, OutboxRelay, RpcProxy, rpc
 from shared.revocations import Revocations
 from shared.schemas.command import AssessmentQuerySchema
 from shared.tokenkeys import check_startup
