@@ -52,7 +52,8 @@ def parse(argv=None) -> argparse.Namespace:
                         "rebuild (rebuild-tracker vs COPY), cold (`liandong run` until every "
                         "service answers), relay, board, penalties (the import of 5,000 penalty "
                         "decisions), documents (a case-file upload and download of "
-                        "--doc-mib), alerts (alert intake in PostgreSQL), mqtt (the MQTT intake "
+                        "--doc-mib), alerts (alert intake in PostgreSQL, and over HTTP "
+                        "through the gateway), mqtt (the MQTT intake "
                         "vs raw publish -> subscribe on a private Mosquitto, p99 at 200 "
                         "alerts/s)")
     p.add_argument("--drain-events", type=int, default=100_000,
@@ -407,6 +408,13 @@ def main(argv=None) -> int:
         if "alerts" in parts:
             from bench import alerts as alerts_mod
             alerts = run("alerts", alerts_mod.run, *((300,) if opts.smoke else ()))
+            over_http = run("alerts http", alerts_mod.http, *((100,) if opts.smoke else ()))
+            if alerts and over_http:
+                alerts["http"] = over_http
+            if over_http and over_http["created"] != over_http["alerts"]:
+                failed.append(f"alerts http: {over_http['alerts'] - over_http['created']} of "
+                              f"{over_http['alerts']} alerts not committed as new tasks "
+                              f"({over_http['statuses']})")
         if "mqtt" in parts:
             from bench import mqtt as mqtt_mod
             mqtt = run("mqtt", mqtt_mod.run, *((300, 200.0, 1.0) if opts.smoke else ()))

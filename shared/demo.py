@@ -426,9 +426,136 @@ def _assistance(sd: Seeder, i: int, from_county: str, to_county: str, ago: timed
     sd.count("assistance_request", rec["state"])
 
 
+# 线上+线下联动 (issue 17): online alerts of all three domains sent through the alerts
+# service's intake as their system clients, then worked by the teams as real users act.
+# (scenario, source client, county, alert kind and fields, minutes ago, steps: (command,
+# minutes after dispatch), result). Open ones wait on the team (dispatched, acknowledged,
+# on site), a centre (disposed) or are overdue (the service's sweep escalates them).
+SOURCES = {"overlimit_wim": "wim-platform", "key_vehicle_dynamic": "vehicle-monitoring",
+           "illegal_operation_tip": "hotline-12328", "port_alarm": "port-monitoring"}
+SITES = {"lucheng": "WIM-LC-01", "ouhai": "WIM-OH-01", "ruian": "WIM-RA-01",
+         "yueqing": "WIM-YQ-01"}
+SEATS = {"lucheng": (28.02, 120.66), "ouhai": (27.95, 120.61), "yueqing": (28.11, 120.98)}
+ACK, ARRIVE, DISPOSE, CLOSE = "acknowledge", "arrive", "dispose", "close"
+ALERT_SCENARIOS = [
+    # the home counties' teams: every state of the loop, one closed with a criminal referral
+    ("overlimit", "lucheng", 60 * 24 * 3, [(ACK, 12), (ARRIVE, 95), (DISPOSE, 200),
+                                           (CLOSE, 260)], "case_opened"),
+    ("overlimit", "lucheng", 20, [], None),
+    ("speeding", "lucheng", 60 * 5, [], None),                 # missed ack: escalated
+    ("tip", "lucheng", 60 * 6, [(ACK, 40)], None),
+    ("fatigue", "lucheng", 110, [(ACK, 4), (ARRIVE, 35)], None),
+    ("overlimit", "lucheng", 60 * 26, [(ACK, 20), (ARRIVE, 150), (DISPOSE, 240)], "warning"),
+    ("bus", "lucheng", 60 * 24 * 10, [(ACK, 3), (ARRIVE, 25), (DISPOSE, 90), (CLOSE, 180)],
+     "criminal"),
+    ("overlimit", "ouhai", 60 * 8, [], None),                  # missed ack and arrival
+    ("tip", "ouhai", 60 * 48, [(ACK, 70), (ARRIVE, 300), (DISPOSE, 420), (CLOSE, 600)],
+     "false_alarm"),
+    ("deviation", "ouhai", 60, [(ACK, 9)], None),
+    # on site for a week, no result fed back: overdue (a missed feedback is not escalated;
+    # a period of days ending on a weekend runs to the next working day)
+    ("overlimit", "lucheng", 60 * 24 * 8, [(ACK, 25), (ARRIVE, 180)], None),
+    ("overlimit", "ouhai", 60 * 24 * 9, [(ACK, 18), (ARRIVE, 120)], None),
+    ("tip", "ouhai", 60 * 30, [(ACK, 30), (ARRIVE, 200), (DISPOSE, 400)], "warning"),
+    # the port & shipping units
+    ("port", "ZYA-01", 12, [], None),
+    ("port", "DT-XM-01", 60 * 4, [(ACK, 8), (ARRIVE, 50)], None),
+    ("port", "ZYA-01", 60 * 24 * 5, [(ACK, 15), (ARRIVE, 70), (DISPOSE, 180), (CLOSE, 240)],
+     "case_opened"),
+    ("port", "QL-01", 60 * 24, [(ACK, 25), (ARRIVE, 200), (DISPOSE, 300)], "warning"),
+    # elsewhere in the city: the city centre's wall
+    ("overlimit", "ruian", 90, [], None),
+    ("tip", "yueqing", 60 * 24 * 4, [(ACK, 50), (ARRIVE, 600), (DISPOSE, 900), (CLOSE, 1000)],
+     "not_found"),
+    ("speeding", "yueqing", 35, [(ACK, 6)], None),
+]
+
+
+def _alert_of(i: int, shape: str, where: str) -> dict:
+    plate = f"浙CYJ{i:03d}"
+    alert_id = f"demo-{i:03d}"
+    if shape == "overlimit":
+        return {"alert_id": alert_id, "kind": "overlimit_wim", "plate": plate,
+                "site": SITES[where], "gross_weight_kg": 61000 + 1000 * i, "limit_kg": 49000,
+                "axle_load_kg": 14500, "excess_percent": round((12000 + 1000 * i) / 490, 1)}
+    if shape in ("speeding", "bus", "fatigue", "deviation"):
+        lat, lon = SEATS[where]
+        alarm = {"speeding": "speeding", "bus": "speeding", "fatigue": "fatigue_driving",
+                 "deviation": "route_deviation"}[shape]
+        alert = {"alert_id": alert_id, "kind": "key_vehicle_dynamic", "plate": plate,
+                 "alarm": alarm, "lat": lat, "lon": lon, "county": where,
+                 "vehicle_category": "hazardous_goods" if shape == "deviation" else
+                 "scheduled_bus" if shape == "bus" else "tour_bus"}
+        if alarm == "speeding":
+            alert.update(speed_kmh=128 if shape == "bus" else 96, speed_limit_kmh=80,
+                         road_type="expressway")
+        if alarm == "fatigue_driving":
+            alert["duration_minutes"] = 262
+        return alert
+    if shape == "tip":
+        return {"alert_id": alert_id, "kind": "illegal_operation_tip", "plate": plate,
+                "ticket": f"12328-2026-{i:05d}", "channel": "hotline_12328", "county": where,
+                "place": "火车南站出租车候客区",
+                "summary": "群众反映一辆私家车在站前长期揽客，非法营运"}
+    return {"alert_id": alert_id, "kind": "port_alarm", "berth": where,
+            "vessel_name": f"浙温渡{i:02d}", "mmsi": f"41230{i:04d}",
+            "alarm": {"ZYA-01": "no_valid_certificate", "DT-XM-01": "unsafe_berth",
+                      "QL-01": "overloading"}.get(where, "other"),
+            "detail": "船舶动态监控平台报警"}
+
+
+def _dispose_payload(i: int, result: str, rec: dict) -> dict:
+    if result == "criminal":
+        county = rec["county"]
+        return {"result": "case_opened", "note": "驾驶员承认超速，车辆已暂扣", "case": {
+            "kind": "criminal_referral", "referral": {
+                "case_number": f"WZ-{county[:2].upper()}-YJ-{i:04d}", "county": county,
+                "summary": f"客车严重超速：{rec['plate']}在高速公路以128km/h行驶（限速80）",
+                "plate": rec["plate"],
+                "facts": {"vehicle_category": "passenger_bus",
+                          "service_type": "passenger_transport", "road_type": "expressway",
+                          "speed_kmh": 128, "speed_limit_kmh": 80},
+                "parties": [{"name": f"驾驶员{i}", "role": "driver", "id_type": "resident_id",
+                             "id_number": VALID_IDS[i % len(VALID_IDS)]}],
+                "team": [{"name": "执法员甲", "badge_number": "1"},
+                         {"name": "执法员乙", "badge_number": "2"}]}}}
+    if result == "case_opened":
+        return {"result": "case_opened", "note": "现场查处", "case": {
+            "kind": "administrative", "case_number": f"温交执罚〔2026〕YJ{i:03d}号"}}
+    return {"result": result, "note": {"warning": "批评教育，责令改正",
+                                       "false_alarm": "核查为设备误报",
+                                       "not_found": "到场未发现目标车辆"}[result]}
+
+
+def _alert(sd: Seeder, i: int, shape: str, where: str, ago_minutes: int, steps: list,
+           result: str | None) -> None:
+    """One online alert through the intake (backdated) and the team's steps after it."""
+    alert = _alert_of(i, shape, where)
+    source = SOURCES[alert["kind"]]
+    client = Actor(source, "alert_source", source, None)
+    dispatched = sd.now - timedelta(minutes=ago_minutes)
+    answer = sd.rpc.alerts.intake(sd.token(client), alert, at=dispatched.isoformat())
+    rec = sd.rpc.alerts.get(sd.token(CITY), answer["task_id"])
+    team = Actor(f"team-{rec['county']}", rec["handler_role"], rec["counterpart_unit"],
+                 rec["county"])
+    centre = _actors(rec["county"])["county_command"]
+    scenario = f"alert/{i}"
+    for command, minutes in steps:
+        payload = {ACK: {"note": "收到，立即出警"}, ARRIVE: {"note": "已到达现场"},
+                   DISPOSE: _dispose_payload(i, result or "warning", rec),
+                   CLOSE: {"note": "审核通过，办结"}}[command]
+        moved = sd.act("alerts", centre if command == CLOSE else team, rec, command, payload,
+                       dispatched + timedelta(minutes=minutes), scenario)
+        if moved is None:
+            break
+        rec = moved
+    sd.count("alert_task", rec["state"])
+
+
 def plan(count: int) -> int:
     """How many handoffs ``seed(count)`` creates (the progress bar's total)."""
-    return max(count, MIN_REFERRALS) + max(8, count // 2) + 2 * max(8, count // 3)
+    return (max(count, MIN_REFERRALS) + max(8, count // 2) + 2 * max(8, count // 3)
+            + len(ALERT_SCENARIOS))
 
 
 def seed(rpc, count: int = 20, progress=lambda n: None, rng=None, token=issue_token,
@@ -477,6 +604,9 @@ def seed(rpc, count: int = 20, progress=lambda n: None, rng=None, token=issue_to
             _assistance(sd, i, far if i % 8 == 3 else neighbour, home,
                         timedelta(days=sd.rng.uniform(5, 200)),
                         (["approve"] if i % 8 == 3 else []) + ["acknowledge", "answer"])
+        progress(1)
+    for i, scenario in enumerate(ALERT_SCENARIOS):   # online alerts and their tasks
+        _alert(sd, i, *scenario)
         progress(1)
     return {"referrals": max(count, MIN_REFERRALS), "handoffs": plan(count),
             "already_there": sd.skipped, "by_kind": sd.counts}

@@ -262,32 +262,59 @@ def _minutes(rec: dict, key: str) -> float | None:
     return (datetime.fromisoformat(rec[key]) - start).total_seconds() / 60
 
 
+STAGES = {"ack": "acknowledge", "arrive": "arrive", "dispose": "dispose", "close": "close"}
+
+
+def created_within(records: list[dict], start: datetime | None,
+                   end: datetime | None) -> list[dict]:
+    """The tasks dispatched in [start, end) (either bound open when None)."""
+    def inside(rec) -> bool:
+        at = datetime.fromisoformat(rec["created_at"])
+        return (start is None or at >= start) and (end is None or at < end)
+    return [r for r in records if inside(r)]
+
+
 def statistics_of(records: list[dict], alerts: dict[str, int], group_by: str) -> list[dict]:
     """The loop's yield per county or domain: alerts received, tasks, repeats merged,
-    closed, cases opened, escalations, median minutes to ack / on site / result.
-    ``alerts``: alerts received per task id (from the intake table)."""
+    closed, cases opened, escalations, median minutes from dispatch to ack / on site /
+    result / closed. ``alerts``: alerts received per task id (from the intake table)."""
     if group_by not in ("county", "domain", "alert_kind"):
         raise InvalidInput("unknown grouping", {"group_by": ["county, domain or alert_kind"]})
     groups: dict[str, dict] = {}
     for rec in records:
         g = groups.setdefault(rec[group_by], {group_by: rec[group_by], "alerts": 0,
                                               "tasks": 0, "closed": 0, "cases_opened": 0,
-                                              "escalations": 0, "_acknowledge": [],
-                                              "_arrive": [], "_dispose": []})
+                                              "escalations": 0,
+                                              **{f"_{k}": [] for k in STAGES}})
         g["alerts"] += alerts.get(rec["id"], 1 + rec.get("repeats", 0))
         g["tasks"] += 1
         g["closed"] += rec["state"] == "closed"
         g["cases_opened"] += rec.get("result") == "case_opened"
         g["escalations"] += len(rec.get("escalations", []))
-        for key in ("acknowledge", "arrive", "dispose"):
-            if (m := _minutes(rec, f"{key}_at")) is not None:
-                g[f"_{key}"].append(m)
+        for name, command in STAGES.items():
+            if (m := _minutes(rec, f"{command}_at")) is not None:
+                g[f"_{name}"].append(m)
     out = []
     for key in sorted(groups):
         g = groups[key]
-        for name in ("ack", "arrive", "dispose"):
-            values = g.pop(f"_{'acknowledge' if name == 'ack' else name}")
+        for name in STAGES:
+            values = g.pop(f"_{name}")
             g[f"median_{name}_minutes"] = round(statistics.median(values), 1) if values else None
         g["case_rate"] = round(g["cases_opened"] / g["tasks"], 4) if g["tasks"] else None
         out.append(g)
+    return out
+
+
+def assessment_of(records: list[dict], alerts: dict[str, int]) -> list[dict]:
+    """What the centres' assessment (command service) takes from the loop, per county
+    centre: its tasks' counts and median minutes to ack / on site / closed, overall and
+    per domain (road, transport, port)."""
+    by_county: dict[str, list[dict]] = {}
+    for rec in records:
+        by_county.setdefault(rec["county"], []).append(rec)
+    out = []
+    for county in sorted(by_county):
+        [total] = statistics_of(by_county[county], alerts, "county")
+        out.append({**total, "unit": county_centre(county),
+                    "by_domain": statistics_of(by_county[county], alerts, "domain")})
     return out

@@ -29,7 +29,8 @@ from services.alerts import store as st
 from services.alerts.store import handoffs
 from shared import handoffs as handoff  # module import: nameko run must not see the base
 from shared.auth import require_role, verify_token
-from shared.errors import InvalidTransition
+from shared.errors import InvalidInput, InvalidTransition
+from shared.handoffs import step_time
 from shared.logging import configure_logging
 from shared.messaging import backlog
 from shared.nameko_ext import Database, OutboxRelay, RpcProxy, rpc
@@ -44,6 +45,7 @@ SWEEP_SECONDS = float(os.environ.get("ALERTS_SWEEP_SECONDS", "5"))
 # alerts a minute (applied + dead-lettered, all sources) from which intake is a storm
 STORM_PER_MINUTE = int(os.environ.get("ALERTS_STORM_PER_MINUTE", "600"))
 OPERATORS = {"operator", "coordinator", "city_command"}
+ASSESSORS = OPERATORS            # as the command service's assessment
 # a bad alerts.yaml, ALERTS_PERIODS or ALERTS_DEDUPE_WINDOW stops the service at start
 ref.reference()
 ref.periods()
@@ -53,6 +55,25 @@ domain.procedure()
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def _period(start, end) -> tuple[datetime | None, datetime | None]:
+    """[start, end) of a statistics query: ISO 8601 with an offset, either may be None."""
+    out, errors = [], {}
+    for name, value in (("start", start), ("end", end)):
+        try:
+            when = datetime.fromisoformat(str(value)) if value else None
+        except ValueError:
+            when = None
+            errors[name] = ["ISO 8601 with an offset"]
+        if when is not None and when.tzinfo is None:
+            errors[name] = ["ISO 8601 with an offset"]
+        out.append(when)
+    if not errors and out[0] and out[1] and out[1] <= out[0]:
+        errors["end"] = ["after start"]
+    if errors:
+        raise InvalidInput("invalid period", errors)
+    return out[0], out[1]
 
 
 class AlertsService(handoff.HandoffService):
@@ -68,17 +89,19 @@ class AlertsService(handoff.HandoffService):
 
     # ------------------------------------------------------------------ intake
     @rpc
-    def intake(self, token, alert):
+    def intake(self, token, alert, at=None):
         """Apply one alert: {outcome: created|merged|duplicate, task_id, case_number,
         county, handler_unit, state, repeats, urgency}. A bad alert is InvalidInput
-        (HTTP 422) naming its fields; nothing is stored for it."""
+        (HTTP 422) naming its fields; nothing is stored for it. ``at``: a past time of
+        receipt, development only (``step_time``: the demo's backdated alerts)."""
         actor = verify_token(token)
         require_role(actor, {"alert_source"}, "send alerts")
+        when = step_time(at)
         data = ref.validate_alert(alert)
         for attempt in (1, 2, 3):
             try:
                 with self.db.transaction() as s:
-                    return st.apply_alert(s, actor, data, _now(),
+                    return st.apply_alert(s, actor, data, when,
                                           for_update=self.db.is_postgres)
             except (IntegrityError, InvalidTransition):
                 # the same message id or target was applied concurrently: apply again,
@@ -95,7 +118,7 @@ class AlertsService(handoff.HandoffService):
 
     # ------------------------------------------------------------------ steps
     @rpc
-    def act(self, token, handoff_id, command, payload=None, idempotency_key=None):
+    def act(self, token, handoff_id, command, payload=None, idempotency_key=None, at=None):
         """A step of a task. ``dispose`` with a result ``case_opened`` whose case is a
         criminal or market referral opens it first (that service's create, with the
         caller's token and a key derived from the task, so a retry opens it once) and
@@ -104,7 +127,7 @@ class AlertsService(handoff.HandoffService):
         payload = payload or {}
         if command == "dispose" and isinstance(payload, dict):
             payload = self._open_case(token, actor, handoff_id, payload)
-        result = super().act(token, handoff_id, command, payload, idempotency_key)
+        result = super().act(token, handoff_id, command, payload, idempotency_key, at)
         if result["state"] == "closed":
             with self.db.transaction() as s:
                 st.release_target(s, result)
@@ -163,15 +186,34 @@ class AlertsService(handoff.HandoffService):
 
     # ------------------------------------------------------------------ statistics
     @rpc
-    def statistics(self, token, group_by="county"):
-        """Alerts → tasks → cases opened, escalations and median response minutes, per
-        county, domain or kind of alert, over the tasks the caller may see."""
+    def statistics(self, token, group_by="county", start=None, end=None):
+        """Alerts → tasks → cases opened, escalations and median minutes from dispatch to
+        ack / on site / result / closed, per county, domain or kind of alert, over the
+        tasks the caller may see (dispatched in [start, end) when given, ISO 8601)."""
         actor = verify_token(token)
+        start, end = _period(start, end)
+        records, alerts = self._visible_tasks(actor, start, end)
+        return {"group_by": group_by, "start": start and start.isoformat(),
+                "end": end and end.isoformat(),
+                "rows": domain.statistics_of(records, alerts, group_by)}
+
+    @rpc
+    def assessment(self, token, start, end):
+        """The loop's part of the centres' assessment (called by the command service):
+        per county centre, the tasks dispatched in [start, end) and their median minutes
+        to ack / on site / closed, overall and per domain."""
+        actor = verify_token(token)
+        require_role(actor, ASSESSORS, "read the assessment")
+        start, end = _period(start, end)
+        records, alerts = self._visible_tasks(actor, start, end)
+        return domain.assessment_of(records, alerts)
+
+    def _visible_tasks(self, actor, start, end) -> tuple[list[dict], dict]:
         with self.db.session() as s:
             records = [r for r in self.handoffs.search(s, kind=domain.KIND, limit=100000)
                        if domain.can_view(actor, r)]
             alerts = st.alerts_per_task(s)
-        return {"group_by": group_by, "rows": domain.statistics_of(records, alerts, group_by)}
+        return domain.created_within(records, start, end), alerts
 
     # ------------------------------------------------------------------ sweep
     @timer(interval=SWEEP_SECONDS)

@@ -96,7 +96,7 @@ def apply_alerts(session, items: list[tuple], now, for_update: bool = False) -> 
         targets.c.target_key.in_(sorted(set(keys))))).all())
     recs = _load_tasks(session, {*seen.values(), *open_ids.values()}, for_update)
     changed: set[str] = set()
-    rows, out = [], []
+    rows, out, new, new_targets = [], [], {}, []
 
     def rec_of(task_id: str) -> dict:
         if task_id not in recs:
@@ -120,13 +120,20 @@ def apply_alerts(session, items: list[tuple], now, for_update: bool = False) -> 
                 del open_ids[key]
         if outcome == "created":
             rec, step = domain.create("dispatch", actor, data, now)
-            handoffs.save(session, rec, step, domain.event_payload(rec, step), 0)
-            session.execute(insert(targets).values(target_key=key, task_id=rec["id"]))
+            # written below, one statement a table; the event is the task as created
+            new[rec["id"]] = (step, domain.event_payload(rec, step))
+            new_targets.append({"target_key": key, "task_id": rec["id"]})
             open_ids[key], recs[rec["id"]] = rec["id"], rec
         seen[actor.unit, data["alert_id"]] = rec["id"]
         rows.append({"source": actor.unit, "alert_id": data["alert_id"], "kind": data["kind"],
                      "task_id": rec["id"], "merged": outcome == "merged", "received_at": now})
         out.append(_answer(outcome, rec))
+    if new_targets:   # first: a concurrent intake opening the same target fails here
+        session.execute(insert(targets), new_targets)
+    if new:           # as created (their event), with the repeats that joined them since
+        handoffs.save_new_many(session, [(recs[i], step, payload)
+                                         for i, (step, payload) in new.items()])
+        changed -= set(new)
     if changed:
         t = handoffs.handoffs
         session.execute(update(t).where(t.c.id == bindparam("_id")).values(

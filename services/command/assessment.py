@@ -15,9 +15,18 @@ Per recipient unit, over the actions *dispatched* in [start, end):
   expects it);
 * ``cases_per_action``: cases opened (from its results) per action received.
 
+Per county centre, the 线上+线下联动 loop (``alerts``: the alerts service's
+``assessment`` rows over the tasks dispatched in the same period): ``alert_tasks``,
+``alert_cases_opened``, median minutes from dispatch to the team's ack
+(``median_alert_ack_minutes``), on site (``median_alert_arrive_minutes``) and the
+centre's close (``median_alert_close_minutes``), and the same per domain
+(``alert_by_domain``: road, transport, port). A centre with alert tasks and no joint
+action is ranked too.
+
 The ranking orders units by ``assessment.rank_by`` in contracts/command/centres.yaml
-(default: on-time report rate, then median ack time, then cases per action); a unit
-lacking a metric ranks after those having it; equal keys share a rank.
+(default: on-time report rate, then median ack time, then median minutes to arrive on
+site of alert tasks, then cases per action); a unit lacking a metric ranks after those
+having it; equal keys share a rank.
 """
 from __future__ import annotations
 
@@ -48,8 +57,29 @@ def _round(value):
     return None if value is None else round(value, 2)
 
 
+ALERT_METRICS = {"tasks": "alert_tasks", "cases_opened": "alert_cases_opened",
+                 "median_ack_minutes": "median_alert_ack_minutes",
+                 "median_arrive_minutes": "median_alert_arrive_minutes",
+                 "median_close_minutes": "median_alert_close_minutes"}
+DEFAULT_RANK_BY = [{"metric": "on_time_report_rate", "order": "desc"},
+                   {"metric": "median_ack_minutes", "order": "asc"},
+                   {"metric": "median_alert_arrive_minutes", "order": "asc"},
+                   {"metric": "cases_per_action", "order": "desc"}]
+
+
+def _alert_part(row: dict | None) -> dict:
+    row = row or {}
+    out = {name: row.get(key) for key, name in ALERT_METRICS.items()}
+    out["alert_tasks"] = out["alert_tasks"] or 0
+    out["alert_cases_opened"] = out["alert_cases_opened"] or 0
+    out["alert_by_domain"] = [
+        {"domain": d["domain"], **{name: d.get(key) for key, name in ALERT_METRICS.items()}}
+        for d in row.get("by_domain") or []]
+    return out
+
+
 def assess(actions: list[dict], start: datetime, end: datetime, now: datetime,
-           reference: ref.Reference | None = None) -> dict:
+           reference: ref.Reference | None = None, alerts: list[dict] | None = None) -> dict:
     reference = reference or ref.reference()
     units: dict[str, dict] = {}
 
@@ -101,6 +131,9 @@ def assess(actions: list[dict], start: datetime, end: datetime, now: datetime,
                 u["reports_counted"] += 1
                 u["reports_missing"] += 1
 
+    alert_rows = {r["unit"]: r for r in alerts or []}
+    for unit_id in alert_rows:
+        unit(unit_id)
     rows = []
     for u in units.values():
         acks = u.pop("_ack")
@@ -110,12 +143,11 @@ def assess(actions: list[dict], start: datetime, end: datetime, now: datetime,
             "p90_ack_minutes": _round(p90(acks)),
             "on_time_report_rate": (_round(u["reports_on_time"] / u["reports_counted"])
                                     if u["reports_counted"] else None),
-            "cases_per_action": _round(u["cases_opened"] / u["actions"]),
+            "cases_per_action": (_round(u["cases_opened"] / u["actions"])
+                                 if u["actions"] else None),
+            **_alert_part(alert_rows.get(u["unit"])),
         })
-    rank_by = reference.rank_by or [
-        {"metric": "on_time_report_rate", "order": "desc"},
-        {"metric": "median_ack_minutes", "order": "asc"},
-        {"metric": "cases_per_action", "order": "desc"}]
+    rank_by = reference.rank_by or DEFAULT_RANK_BY
 
     def key(row):
         parts = []
@@ -133,5 +165,6 @@ def assess(actions: list[dict], start: datetime, end: datetime, now: datetime,
             rank, previous = position, key(row)
         row["rank"] = rank
     return {"start": start.isoformat(), "end": end.isoformat(), "as_of": now.isoformat(),
-            "actions": counted_actions, "rank_by": rank_by, "units": rows,
+            "actions": counted_actions, "alerts_counted": alerts is not None,
+            "rank_by": rank_by, "units": rows,
             "ranking": [r["unit"] for r in rows]}

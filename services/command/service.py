@@ -15,6 +15,7 @@ from datetime import datetime
 
 import structlog
 from marshmallow import ValidationError
+from nameko.exceptions import UnknownService
 from nameko.timer import timer
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -29,7 +30,7 @@ from shared.auth import verify_token
 from shared.errors import InvalidInput, InvalidTransition, NotAllowed
 from shared.logging import configure_logging
 from shared.messaging import backlog
-from shared.nameko_ext import Database, OutboxRelay, rpc
+from shared.nameko_ext import Database, OutboxRelay, RpcProxy, rpc
 from shared.revocations import Revocations
 from shared.schemas.command import AssessmentQuerySchema
 from shared.tokenkeys import check_startup
@@ -55,6 +56,7 @@ class CommandService(handoff.HandoffService):
     db = Database(handoffs.store)
     relay = OutboxRelay(handoffs.store)
     revocations = Revocations()      # refuses revoked tokens, fails closed
+    alerts = RpcProxy("alerts")      # the alert tasks' part of the assessment
 
     def _visible(self, actor, rec):
         if not domain.can_view(actor, rec):
@@ -90,7 +92,9 @@ class CommandService(handoff.HandoffService):
     @rpc
     def assessment(self, token, start, end):
         """Per-centre ack times, on-time report rate, cases per action and the ranking,
-        over the joint actions dispatched in [start, end) (ISO 8601 with offset)."""
+        over the joint actions dispatched in [start, end) (ISO 8601 with offset), with
+        each county centre's alert tasks of the same period (the alerts service's
+        ``assessment``; without it when that service is not deployed)."""
         actor = verify_token(token)
         if actor.role not in ASSESSORS:
             raise NotAllowed(f"role {actor.role!r} may not read the assessment",
@@ -102,7 +106,14 @@ class CommandService(handoff.HandoffService):
         with self.db.session() as s:
             actions = st.actions_with_steps(s, joint_action.KIND, period["start"],
                                             period["end"])
-        return assess.assess(actions, period["start"], period["end"], _now())
+        try:
+            alerts = self.alerts.assessment(token, period["start"].isoformat(),
+                                            period["end"].isoformat())
+        except UnknownService:
+            log.warning("assessment_without_alerts", reason="alerts service not running")
+            alerts = None
+        return assess.assess(actions, period["start"], period["end"], _now(),
+                             alerts=alerts)
 
     @timer(interval=SWEEP_SECONDS)
     def sweep(self):

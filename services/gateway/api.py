@@ -76,7 +76,9 @@ ROUTES: list[Route] = [
     Route("GET", f"{API}/reference/command", "Command centres (with neighbours), partner "
           "agencies' units, domains, periods in force", "reference"),
     Route("GET", f"{API}/assessment", "Centre assessment over [start, end): median and p90 "
-          "acknowledgement minutes, on-time report rate, cases per action, ranking", "command",
+          "acknowledgement minutes, on-time report rate, cases per action, alert tasks' "
+          "median minutes to ack / on site / closed per county and domain, ranking",
+          "command",
           params=(("start", "query", "string", "ISO 8601 with offset"),
                   ("end", "query", "string", "ISO 8601 with offset"))),
     Route("GET", f"{API}/todo", "待办: open handoffs waiting for the caller's unit (its "
@@ -116,8 +118,10 @@ ROUTES: list[Route] = [
     Route("GET", f"{API}/alert-kinds", "Kinds of alert, domains, sites, berths, periods",
           "alerts"),
     Route("GET", f"{API}/alert-statistics", "Alerts → tasks → cases opened, escalations, "
-          "median minutes to ack / on site / result", "alerts",
-          params=(("group_by", "query", "string", "county (default), domain, alert_kind"),)),
+          "median minutes to ack / on site / result / closed", "alerts",
+          params=(("group_by", "query", "string", "county (default), domain, alert_kind"),
+                  ("start", "query", "string", "tasks dispatched from (ISO 8601, optional)"),
+                  ("end", "query", "string", "tasks dispatched before (ISO 8601, optional)"))),
     Route("GET", f"{API}/alert-intake", "Alerts a minute per source (HTTP and MQTT, "
           "applied and dead-lettered) and whether it is a storm (the wall's banner)",
           "alerts"),

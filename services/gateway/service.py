@@ -792,7 +792,8 @@ class GatewayService:
     @http("GET", "/api/v1/alert-statistics")
     def alert_statistics(self, request):
         return json_response(self.alerts.statistics(
-            _token(request), request.args.get("group_by", "county")))
+            _token(request), request.args.get("group_by", "county"),
+            request.args.get("start"), request.args.get("end")))
 
     @http("GET", "/api/v1/alert-intake")
     def alert_intake(self, request):

@@ -124,7 +124,9 @@ def statistics_from(parts: dict, group_by: str) -> list[dict]:
 # of that role that may see the handoff must act: the agency head of the county, the
 # police the case was sent to, ...) and ``u:<unit>=<command>`` (that unit must act; the
 # command when the kind knows it: a joint action's recipient acknowledges, then reports).
-OBSERVERS = ("coordinator", "operator")   # act on nothing: their 待办 is what is overdue
+OBSERVERS = ("coordinator", "operator")
+ALERT_TEAM_STEPS = {"dispatched": "acknowledge", "acknowledged": "arrive",
+                    "on_site": "dispose"}   # act on nothing: their 待办 is what is overdue
 
 
 def parse_waiting(text: str | None) -> tuple[set[str], dict[str, str]]:
@@ -182,6 +184,11 @@ def waiting_after(data: dict, before: str | None) -> str:
             target = next(iter(units), None)
         command = {"requested": "acknowledge", "acknowledged": "answer"}.get(state, "")
         return format_waiting((), {target: command} if target else {})
+    if kind == "alert_task" and state in ALERT_TEAM_STEPS:
+        # the handling team (a county's team or its port & shipping unit: the deadline's
+        # role cannot say which) acknowledges, arrives, disposes
+        unit = data.get("counterpart_unit")
+        return format_waiting((), {unit: ALERT_TEAM_STEPS[state]} if unit else {})
     if kind == "market_referral":
         receiver_turn = state not in ("returned", "result_reported")
         unit = data.get("counterpart_unit") if receiver_turn else data.get("owner_unit")

@@ -12,6 +12,7 @@ import json
 import subprocess
 import sys
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests
@@ -231,6 +232,77 @@ def test_missed_ack_escalates_to_the_county_centre(web):  # noqa: F811
         web.start("alerts")
 
 
+def test_response_and_closure_times_feed_the_assessment_and_the_yield(web):  # noqa: F811
+    """A known small set, backdated (development) so that its times are exact and no
+    deadline is missed: lucheng — a truck (road; a repeat merged) closed with a case
+    after 5 / 15 / 24 minutes to ack / on site / closed, a speeding bus (transport)
+    closed after 3 / 9 / 14, a hotline tip just dispatched; ouhai — a truck on site
+    after 10 / 20. The period is the instant they were dispatched: nothing else in it."""
+    t0 = datetime.now(UTC).replace(microsecond=uuid.uuid4().int % 10**6) - timedelta(minutes=25)
+    source = Actor("stats-platform", "alert_source", "stats-platform", None)
+    teams = {"lucheng": UNIT, "ouhai": OUHAI_TEAM}
+    centres = {"lucheng": LUCHENG, "ouhai": OUHAI}
+    p = [plate() for _ in range(4)]
+    admin = {"result": "case_opened", "case": {"kind": "administrative",
+                                               "case_number": f"温交执罚〔2026〕{p[0]}号"}}
+    loops = [
+        ({**overlimit(f"st-{p[0]}", p[0])}, {"acknowledge": 5, "arrive": 15,
+                                             "dispose": (20, admin), "close": 24}),
+        ({"alert_id": f"st-{p[1]}", "kind": "key_vehicle_dynamic", "plate": p[1],
+          "alarm": "speeding", "lat": 28.02, "lon": 120.66, "county": "lucheng",
+          "speed_kmh": 90, "speed_limit_kmh": 80},
+         {"acknowledge": 3, "arrive": 9, "dispose": (12, {"result": "warning"}), "close": 14}),
+        ({"alert_id": f"st-{p[2]}", "kind": "illegal_operation_tip", "plate": p[2],
+          "ticket": f"T-{p[2]}", "channel": "hotline_12328", "county": "lucheng",
+          "summary": "群众举报非法营运"}, {}),
+        ({**overlimit(f"st-{p[3]}", p[3]), "site": "WIM-OH-01"},
+         {"acknowledge": 10, "arrive": 20}),
+    ]
+    with web.rpc() as rpc:
+        for alert, steps in loops:
+            task = rpc.alerts.intake(token(source), alert, at=t0.isoformat())
+            assert task["outcome"] == "created", task
+            if alert["alert_id"] == f"st-{p[0]}":
+                merged = rpc.alerts.intake(token(source), {**alert, "alert_id": f"st-{p[0]}-2"},
+                                           at=(t0 + timedelta(minutes=1)).isoformat())
+                assert merged["outcome"] == "merged"
+            for command, when in steps.items():
+                minutes, payload = when if isinstance(when, tuple) else (when, {})
+                actor = centres[task["county"]] if command == "close" else teams[task["county"]]
+                rpc.alerts.act(token(actor), task["task_id"], command, payload, None,
+                               (t0 + timedelta(minutes=minutes)).isoformat())
+    period = {"start": t0.isoformat(), "end": (t0 + timedelta(milliseconds=1)).isoformat()}
+    r = get(web, CITY, "/api/v1/assessment", **period)
+    assert r.status_code == 200, r.text
+    result = r.json()
+    assert result["alerts_counted"] is True and result["actions"] == 0
+    rows = {u["unit"]: u for u in result["units"]}
+    assert set(rows) == {"lucheng-command", "ouhai-command"}
+    metrics = ("alert_tasks", "alert_cases_opened", "median_alert_ack_minutes",
+               "median_alert_arrive_minutes", "median_alert_close_minutes")
+    assert [rows["lucheng-command"][m] for m in metrics] == [3, 1, 4.0, 12.0, 19.0]
+    assert [rows["ouhai-command"][m] for m in metrics] == [1, 0, 10.0, 20.0, None]
+    by_domain = {d["domain"]: d for d in rows["lucheng-command"]["alert_by_domain"]}
+    assert [by_domain["road"][m] for m in metrics] == [1, 1, 5.0, 15.0, 24.0]
+    assert [by_domain["transport"][m] for m in metrics] == [2, 0, 3.0, 9.0, 14.0]
+    # no joint action in the period: the teams' time to arrive on site decides
+    assert result["ranking"] == ["lucheng-command", "ouhai-command"]
+    stats = get(web, CITY, "/api/v1/alert-statistics", group_by="county", **period).json()
+    by_county = {r["county"]: r for r in stats["rows"]}
+    assert set(by_county) == {"lucheng", "ouhai"}
+    lucheng = by_county["lucheng"]
+    assert (lucheng["alerts"], lucheng["tasks"], lucheng["closed"], lucheng["cases_opened"],
+            lucheng["case_rate"]) == (4, 3, 2, 1, 0.3333)
+    assert (by_county["ouhai"]["alerts"], by_county["ouhai"]["tasks"],
+            by_county["ouhai"]["closed"]) == (1, 1, 0)
+    # a county centre sees its own county's tasks only; the assessment is not its to read
+    own = get(web, LUCHENG, "/api/v1/alert-statistics", group_by="county", **period).json()
+    assert {r["county"] for r in own["rows"]} == {"lucheng"}
+    assert get(web, LUCHENG, "/api/v1/assessment", **period).status_code == 403
+    bad = get(web, CITY, "/api/v1/alert-statistics", start="yesterday")
+    assert bad.status_code == 422 and "start" in bad.json()["errors"]
+
+
 def test_console_alert_wall_shows_new_alerts_without_reload(web, browser):  # noqa: F811
     from tests.e2e.test_console_e2e import ARTIFACTS, Console
     c = Console(browser, web.base_url, web.backend)
@@ -238,6 +310,7 @@ def test_console_alert_wall_shows_new_alerts_without_reload(web, browser):  # no
     c.sign_in("city")
     c.css("#nav a[data-nav=alerts]").click()
     c.visible("#alert-filters")
+    c.visible("#alert-yield")           # the loop's yield per domain, under the wall
     p = plate()
     r = post_alert(web, {**overlimit(f"wall-{p}", p), "excess_percent": 62.0})
     assert r.status_code == 201, r.text

@@ -40,3 +40,5 @@ def test_bench_smoke_runs_every_scenario_and_loses_nothing(servers, tmp_path):
     assert found["board"]["rows"] == 5000 and found["board"]["queries"]
     mqtt = found["mqtt"]         # the MQTT intake: every alert published was applied
     assert (mqtt["storm"]["applied"], mqtt["paced"]["applied"]) == (300, 200), mqtt
+    http = found["alerts"]["http"]   # POST /api/v1/alerts: every alert a committed task
+    assert (http["alerts"], http["created"]) == (100, 100), http

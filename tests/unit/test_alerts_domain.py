@@ -254,6 +254,25 @@ def db(tmp_path):
     store.dispose()
 
 
+def test_a_repeated_reading_is_not_loaded_again_but_its_message_id_is_checked():
+    first = ref.validate_alert(overlimit("R1", plate="浙C55555", excess=33.3))
+    again = ref.validate_alert(overlimit("R2", plate="浙C55555", excess=33.3))
+    assert again == {**first, "alert_id": "R2"}
+    for bad in ("", "x" * 121, None):
+        with pytest.raises(InvalidInput) as err:
+            ref.validate_alert(overlimit(bad, plate="浙C55555", excess=33.3))
+        assert set(err.value.errors) == {"alert_id"}, bad
+    missing = overlimit("R3", plate="浙C55555", excess=33.3)
+    del missing["alert_id"]
+    with pytest.raises(InvalidInput) as err:
+        ref.validate_alert(missing)
+    assert set(err.value.errors) == {"alert_id"}
+    # a new reading is loaded, and refused when bad
+    with pytest.raises(InvalidInput) as err:
+        ref.validate_alert(overlimit("R4", plate="nope", excess=33.3))
+    assert set(err.value.errors) == {"plate"}
+
+
 def apply(db, alert, now=NOW, actor=SOURCE):
     with db.transaction() as s:
         return st.apply_alert(s, actor, ref.validate_alert(alert), now)
@@ -275,6 +294,38 @@ def test_repeated_message_ids_apply_once_and_repeats_join_the_open_task(db):
     # outside the window (30 min after the last sighting) a new task opens
     late = apply(db, overlimit("A4"), NOW + timedelta(minutes=50))
     assert late["outcome"] == "created" and late["task_id"] != first["task_id"]
+
+
+def test_a_batch_writes_its_new_tasks_together_as_if_one_at_a_time(db):
+    import json
+
+    from sqlalchemy import func, select
+
+    from shared.messaging import messaging_tables
+    batch = [overlimit("B1", plate="浙C10001"), overlimit("B2", plate="浙C10002"),
+             overlimit("B3", plate="浙C10001", excess=45.0),     # joins B1's new task
+             overlimit("B1", plate="浙C10001"),                   # a repeat of B1: once
+             overlimit("B4", plate="浙C10003", site="WIM-RA-01")]
+    with db.transaction() as s:
+        out = st.apply_alerts(s, [(SOURCE, ref.validate_alert(a)) for a in batch], NOW)
+    assert [o["outcome"] for o in out] == ["created", "created", "merged", "duplicate",
+                                           "created"]
+    assert out[2]["task_id"] == out[3]["task_id"] == out[0]["task_id"]
+    outbox = messaging_tables(st.metadata)["outbox"]
+    with db.session() as s:
+        rec = st.handoffs.load(s, out[0]["task_id"])
+        assert rec["repeats"] == 1 and rec["latest"]["excess_percent"] == 45.0
+        assert st.handoffs.verify(s)["problems"] == {}
+        events = {e["subject"]: e["data"] for e in (
+            json.loads(row.body) for row in s.execute(select(outbox.c.body)))}
+        assert set(events) == {out[0]["task_id"], out[1]["task_id"], out[4]["task_id"]}
+        first = events[out[0]["task_id"]]        # the event is the task as it was created
+        assert first["details"]["reading"]["excess_percent"] == 30.0
+        assert s.execute(select(func.count()).select_from(st.targets)).scalar_one() == 3
+    # the tasks are found again by their targets and message ids
+    assert apply(db, overlimit("B5", plate="浙C10002"))["outcome"] == "merged"
+    assert apply(db, overlimit("B4", plate="浙C10003", site="WIM-RA-01"))["outcome"] == \
+        "duplicate"
 
 
 def test_a_closed_task_does_not_collect_repeats(db):
@@ -304,6 +355,32 @@ def test_statistics_count_the_loops_yield():
     assert by["ruian"]["alerts"] == 1 and by["ruian"]["median_ack_minutes"] is None
     with pytest.raises(InvalidInput):
         domain.statistics_of([], {}, "planet")
+
+
+def test_assessment_per_county_centre_and_domain_over_a_period():
+    def at(minutes):
+        return (NOW + timedelta(minutes=minutes)).isoformat()
+    road, _ = task()                                                   # lucheng
+    road = {**road, "acknowledge_at": at(5), "arrive_at": at(15), "close_at": at(24),
+            "result": "case_opened", "state": "closed"}
+    bus, _ = task({"alert_id": "K1", "kind": "key_vehicle_dynamic", "plate": "浙C88888",
+                   "alarm": "speeding", "lat": 28.0, "lon": 120.65, "speed_kmh": 90})
+    bus = {**bus, "acknowledge_at": at(3), "arrive_at": at(9), "close_at": at(14),
+           "state": "closed", "result": "warning"}
+    ruian, _ = task(overlimit("X", plate="浙C00001", site="WIM-RA-01"))
+    old = {**task()[0], "created_at": at(-600)}
+    within = domain.created_within([road, bus, ruian, old], NOW, NOW + timedelta(hours=1))
+    assert {r["id"] for r in within} == {road["id"], bus["id"], ruian["id"]}
+    rows = {r["unit"]: r for r in domain.assessment_of(within, {road["id"]: 2})}
+    lc = rows["lucheng-command"]
+    assert (lc["county"], lc["alerts"], lc["tasks"], lc["cases_opened"]) == ("lucheng", 3, 2, 1)
+    assert (lc["median_ack_minutes"], lc["median_arrive_minutes"],
+            lc["median_close_minutes"]) == (4.0, 12.0, 19.0)
+    by = {d["domain"]: d for d in lc["by_domain"]}
+    assert (by["road"]["median_close_minutes"], by["transport"]["median_close_minutes"]) == (
+        24.0, 14.0)
+    assert rows["ruian-command"]["tasks"] == 1
+    assert rows["ruian-command"]["median_arrive_minutes"] is None
 
 
 def test_a_target_crossing_the_boundary_is_reassigned_to_the_neighbouring_county():

@@ -714,6 +714,38 @@ def test_assessment_percentiles_and_ties():
     assert [r["rank"] for r in result["units"]] == [1, 1]
 
 
+def test_alert_tasks_feed_the_ranking_per_county_centre():
+    A, B, C = "lucheng-command", "ouhai-command", "ruian-command"
+    # A and B tie on their joint actions; B's alert teams arrive faster: B ranks first
+    actions = [_steps(0, [A, B], {A: 5, B: 5}, {A: (1, 1), B: (1, 1)})]
+    alerts = [
+        {"unit": A, "tasks": 3, "cases_opened": 1, "median_ack_minutes": 4.0,
+         "median_arrive_minutes": 40.0, "median_close_minutes": 300.0,
+         "by_domain": [{"domain": "road", "tasks": 3, "cases_opened": 1,
+                        "median_ack_minutes": 4.0, "median_arrive_minutes": 40.0,
+                        "median_close_minutes": 300.0}]},
+        {"unit": B, "tasks": 1, "cases_opened": 0, "median_ack_minutes": 9.0,
+         "median_arrive_minutes": 25.0, "median_close_minutes": None, "by_domain": []},
+        # a centre with alert tasks and no joint action is assessed too
+        {"unit": C, "tasks": 2, "cases_opened": 2, "median_ack_minutes": 1.0,
+         "median_arrive_minutes": 10.0, "median_close_minutes": 60.0, "by_domain": []},
+    ]
+    result = assessment.assess(actions, T0, T0 + timedelta(hours=1), T0 + timedelta(days=3),
+                               alerts=alerts)
+    rows = {r["unit"]: r for r in result["units"]}
+    assert result["ranking"] == [B, A, C]     # C lacks an on-time rate and an ack time
+    assert (rows[A]["alert_tasks"], rows[A]["alert_cases_opened"],
+            rows[A]["median_alert_ack_minutes"], rows[A]["median_alert_arrive_minutes"],
+            rows[A]["median_alert_close_minutes"]) == (3, 1, 4.0, 40.0, 300.0)
+    assert rows[A]["alert_by_domain"][0]["domain"] == "road"
+    assert (rows[C]["actions"], rows[C]["cases_per_action"], rows[C]["alert_tasks"]) == (
+        0, None, 2)
+    # without the alerts service's rows, the ranking is the joint actions' alone
+    alone = assessment.assess(actions, T0, T0 + timedelta(hours=1), T0 + timedelta(days=3))
+    assert alone["alerts_counted"] is False and [r["rank"] for r in alone["units"]] == [1, 1]
+    assert alone["units"][0]["alert_tasks"] == 0
+
+
 def test_assessment_reads_what_the_domain_records():
     action = Action(payload=dispatch_payload(T0, recipients=["lucheng-command",
                                                              "ouhai-command"]))

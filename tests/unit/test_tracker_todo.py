@@ -63,6 +63,27 @@ def test_market_referral_waits_for_the_receiver_then_the_sender():
     assert domain.waiting_after(back, "").split() == ["u:lucheng-team-1="]
 
 
+def test_alert_task_waits_for_its_handling_unit_then_the_centres():
+    port = Actor("d", "port_shipping", "dongtou-port-shipping", "dongtou")
+    team = Actor("t", "enforcement_unit", "dongtou-team-1", "dongtou")
+    dongtou = Actor("c", "county_command", "dongtou-command", "dongtou")
+    task = {"owner_unit": "dongtou-command", "counterpart_unit": "dongtou-port-shipping"}
+    w = ""
+    for command, state, step in (("dispatch", "dispatched", "acknowledge"),
+                                 ("acknowledge", "acknowledged", "arrive"),
+                                 ("arrive", "on_site", "dispose")):
+        # (every deadline of alert_task.yaml names enforcement_unit: the unit decides)
+        w = domain.waiting_after(event("alert_task", command, state, **task,
+                                       deadline={"actor_role": "enforcement_unit"}), w)
+        assert domain.todo_commands({"waiting": w}, port) == [step]
+        assert not domain.is_mine({"waiting": w}, team)
+        assert not domain.is_mine({"waiting": w}, dongtou)
+    w = domain.waiting_after(event("alert_task", "dispose", "disposed", **task), w)
+    assert domain.is_mine({"waiting": w}, dongtou) and domain.is_mine({"waiting": w}, CITY)
+    assert not domain.is_mine({"waiting": w}, port)
+    assert domain.waiting_after(event("alert_task", "close", "closed", **task), w) == ""
+
+
 def test_observers_chase_what_is_overdue():
     coordinator = Actor("k", "coordinator", "wenzhou-coordination", None)
     assert domain.is_mine({"waiting": "", "overdue": True}, coordinator)

@@ -61,13 +61,43 @@ export async function alertsView([id], ctx) {
   };
   await load();
   const timer = setInterval(load, REFRESH_MS);
+  const loop = await yieldPanel();
   const el = h("div", { class: "alerts" },
     h("div", { class: "page-head" }, h("h1", {}, t("alerts.title"))),
     banner, bar,
     h("div", { class: "alerts-grid" },
       h("div", { class: "col" }, panel(t("alerts.wall"), wall)),
-      h("div", { class: "col" }, panel(t("alerts.map"), map))));
+      h("div", { class: "col" }, panel(t("alerts.map"), map))),
+    loop);
   return { el, cleanup: () => clearInterval(timer) };
+}
+
+/** The loop's yield (alerts → tasks → cases opened) and its times per domain, over the
+ * tasks the caller may see (GET /alert-statistics?group_by=domain). */
+async function yieldPanel() {
+  let data;
+  try {
+    data = await get("/alert-statistics", { group_by: "domain" });
+  } catch (err) {
+    return null;
+  }
+  const num = (v) => (v === null || v === undefined ? "—" : Number(v).toFixed(1));
+  const cols = ["alerts.domain", "alerts.received", "alerts.tasks", "alerts.closed",
+    "alerts.cases_opened", "alerts.case_rate", "alerts.median_ack", "alerts.median_arrive",
+    "alerts.median_close"];
+  const table = h("table", { class: "grid-table", id: "alert-yield" },
+    h("thead", {}, h("tr", {}, cols.map((k) => h("th", { scope: "col" }, t(k))))),
+    h("tbody", {}, data.rows.map((r) => h("tr", { dataset: { domain: r.domain } },
+      h("td", {}, label("alert_domain", r.domain)),
+      h("td", { class: "num" }, String(r.alerts)),
+      h("td", { class: "num" }, String(r.tasks)),
+      h("td", { class: "num" }, String(r.closed)),
+      h("td", { class: "num" }, String(r.cases_opened)),
+      h("td", { class: "num" }, r.case_rate === null ? "—" : `${Math.round(r.case_rate * 100)}%`),
+      h("td", { class: "num" }, num(r.median_ack_minutes)),
+      h("td", { class: "num" }, num(r.median_arrive_minutes)),
+      h("td", { class: "num" }, num(r.median_close_minutes))))));
+  return panel(t("alerts.yield"), h("div", { class: "table-wrap" }, table));
 }
 
 /** A task's state in the words of alert_task.yaml (not another procedure's "acknowledged"). */

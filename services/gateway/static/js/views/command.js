@@ -240,19 +240,23 @@ async function assessmentPanel() {
   } catch (err) {
     return panel(t("command.assessment"), errorNote(err));
   }
-  const rows = data.units.filter((u) => u.actions);
+  const rows = data.units.filter((u) => u.actions || u.alert_tasks);
   if (!rows.length) return panel(t("command.assessment"), h("p", { class: "muted" }, t("command.none")));
   const num = (v, digits = 1) => (v === null || v === undefined ? "—" : Number(v).toFixed(digits));
   const table = h("table", { class: "grid-table", id: "assessment" },
     h("thead", {}, h("tr", {}, ["command.rank", "command.unit", "command.actions", "command.median_ack",
-      "command.on_time_rate", "command.cases_per_action"].map((k) => h("th", { scope: "col" }, t(k))))),
+      "command.on_time_rate", "command.cases_per_action", "command.alert_tasks",
+      "command.alert_arrive", "command.alert_close"].map((k) => h("th", { scope: "col" }, t(k))))),
     h("tbody", {}, rows.map((u) => h("tr", { dataset: { unit: u.unit } },
       h("td", { class: "num" }, String(u.rank)),
       h("td", {}, u.name || unitName(u.unit)),
       h("td", { class: "num" }, String(u.actions)),
       h("td", { class: "num" }, num(u.median_ack_minutes)),
       h("td", { class: "num" }, u.on_time_report_rate === null ? "—" : percent(u.on_time_report_rate)),
-      h("td", { class: "num" }, num(u.cases_per_action, 2))))));
+      h("td", { class: "num" }, num(u.cases_per_action, 2)),
+      h("td", { class: "num" }, String(u.alert_tasks || 0)),
+      h("td", { class: "num", title: domainTimes(u) }, num(u.median_alert_arrive_minutes)),
+      h("td", { class: "num" }, num(u.median_alert_close_minutes))))));
   const chart = bars({
     ariaLabel: t("command.on_time_rate"), max: 1,
     data: rows.filter((u) => u.on_time_report_rate !== null).map((u) => ({
@@ -260,6 +264,14 @@ async function assessmentPanel() {
       value: u.on_time_report_rate, text: percent(u.on_time_report_rate), cls: "bar-rate" })),
   });
   return panel(`${t("command.assessment")} · ${t("command.last_90_days")}`, h("div", { class: "table-wrap" }, table), chart);
+}
+
+/** An assessed centre's alert tasks per domain: "road 12.0 / 95.0 min, ..." (on site /
+ * closed), the table cell's tooltip. */
+function domainTimes(u) {
+  const num = (v) => (v === null || v === undefined ? "—" : Number(v).toFixed(1));
+  return (u.alert_by_domain || []).map((d) => `${label("alert_domain", d.domain)}: ${d.alert_tasks} · `
+    + `${num(d.median_alert_arrive_minutes)} / ${num(d.median_alert_close_minutes)}`).join("; ");
 }
 
 /** The cases a recipient's result names, each a link to it on the board. */
