@@ -34,7 +34,7 @@ from sqlalchemy import (
 
 from shared import envelope as env
 from shared import faults, signing
-from shared.db import utc
+from shared.db import insert_rows, utc
 
 log = structlog.get_logger(__name__)
 
@@ -290,7 +290,7 @@ def claim_many(session, metadata: MetaData, consumer: str, envelopes: list[dict]
             fresh.append(e)
     if fresh:
         now = utcnow()
-        session.execute(_insert(inbox), [
+        insert_rows(session, inbox, [
             {"consumer": consumer, "event_id": e["id"], "type": e["type"],
              "subject": e["subject"], "sequence": e["sequence"], "received_at": now}
             for e in fresh])

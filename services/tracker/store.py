@@ -218,7 +218,7 @@ def _now() -> datetime:
 
 
 # statements built once; executions pass parameters (executemany for a batch)
-_INSERT_PARKED, _INSERT_UNITS = insert(parked), insert(handoff_units)
+_INSERT_PARKED = insert(parked)
 _UPDATE_HANDOFFS = update(handoffs).where(handoffs.c.handoff_id == bindparam("_subject"))
 _DELETE_PARKED = delete(parked).where(parked.c.subject == bindparam("_subject"),
                                       parked.c.sequence == bindparam("_sequence"))
@@ -340,8 +340,7 @@ def _write(session, state, rows, steps, new_parked, unparked) -> None:
     insert_rows(session, timeline, steps)
     named = [{"handoff_id": subject, "unit": unit} for subject in rows
              for unit in sorted(state[subject]["units"] - state[subject]["named_before"])]
-    if named:
-        session.execute(_INSERT_UNITS, named)
+    insert_rows(session, handoff_units, named)
     if new_parked:
         now = _now()
         session.execute(_INSERT_PARKED, [
