@@ -51,5 +51,6 @@ USER liandong
 HEALTHCHECK --interval=15s --timeout=15s --start-period=40s --retries=3 \
     CMD python -m shared.healthcheck "$SERVICE"
 
-# exec: nameko becomes PID 1 and gets SIGTERM directly (graceful worker shutdown).
-CMD ["sh", "-c", "exec nameko run --config config.yaml services.${SERVICE:?set SERVICE to the service to run, e.g. tracker}.service"]
+# exec: the service becomes PID 1 and gets SIGTERM directly (graceful worker shutdown,
+# bounded by LIANDONG_STOP_TIMEOUT, 10 s: shared/serve.py is `nameko run` with that bound).
+CMD ["sh", "-c", "exec python -m shared.serve --config config.yaml services.${SERVICE:?set SERVICE to the service to run, e.g. tracker}.service"]

@@ -97,7 +97,9 @@ def _call(fn, *args):
 # ------------------------------------------------------------------ run
 
 def service_command(name: str) -> list[str]:
-    return [sys.executable, "-m", "nameko", "run", "--config", str(ROOT / "config.yaml"),
+    """``nameko run`` with a bounded stop (shared/serve.py); the last argument names the
+    service module (bench/live.py swaps it for the plain nameko peer)."""
+    return [sys.executable, "-m", "shared.serve", "--config", str(ROOT / "config.yaml"),
             f"services.{name}.service"]
 
 

@@ -18,15 +18,16 @@ from kombu.pools import producers
 from marshmallow import ValidationError
 from nameko.extensions import DependencyProvider, Entrypoint
 from nameko.messaging import QueueConsumer
+from nameko.rpc import ReplyListener, RpcConsumer, get_rpc_exchange
 from nameko.rpc import Rpc as NamekoRpc
-from nameko.rpc import RpcConsumer, get_rpc_exchange
+from nameko.rpc import RpcProxy as NamekoRpcProxy
 
 from shared import envelope as env
 from shared import faults, signing
 from shared.errors import Rejected
 from shared.events import validate_payload
 from shared.messaging import Relay
-from shared.topology import DLX, consumer_queue, declare, rpc_queue
+from shared.topology import DLX, consumer_queue, declare, reply_queue, rpc_queue
 
 log = structlog.get_logger(__name__)
 
@@ -336,3 +337,23 @@ class Rpc(NamekoRpc):
 # RPC whose caller-caused errors (Rejected) are logged as expected, without a traceback.
 # Every service must take ``rpc`` from here: one RPC consumer class per service.
 rpc = Rpc.decorator(expected_exceptions=Rejected)
+
+
+class ResilientReplyListener(ReplyListener):
+    """nameko's ReplyListener with its reply queue replicated (``shared.topology.
+    reply_queue``). It shares the process's one nameko consumer (and connection) with
+    the ``rpc-<service>`` queue: while nameko's classic reply queue was unavailable (its
+    node down) that consumer could not reconnect at all, so a service that calls others
+    (the gateway: ``gateway.revocations`` included) answered no RPC until the node was
+    back. A reply published while the consumer moves to another node waits in the queue."""
+
+    def setup(self):
+        super().setup()
+        self.queue = reply_queue(self.queue.name, self.queue.exchange, self.routing_key)
+
+
+class RpcProxy(NamekoRpcProxy):
+    """``RpcProxy("tracker")``: nameko's, over the replicated reply queue. Every service
+    takes it from here (tests/unit/test_bususers.py checks)."""
+
+    rpc_reply_listener = ResilientReplyListener()

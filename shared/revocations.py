@@ -164,14 +164,19 @@ class Revocations(DependencyProvider):
         import eventlet
         uri = self.container.config["AMQP_URI"]
         name = f"revocations.{self.container.service_name}.{uuid.uuid4().hex[:12]}"
+        said, said_at = None, 0.0
         while self._running:
             try:
                 self._follow(uri, name)
             except Exception as exc:  # noqa: BLE001 - any fault: not current, try again
-                if self.current:
-                    log.warning("revocations_not_current", error=f"{type(exc).__name__}: "
-                                f"{exc}")
+                # said when it stops being current, and while it cannot become current
+                # again: each new reason at once, the same one every 30 s
                 self.current = False
+                error = f"{type(exc).__name__}: {exc}"
+                if (error, self.since) != said or time.monotonic() - said_at > 30:
+                    log.warning("revocations_not_current", error=error,
+                                last_current=self.since)
+                    said, said_at = (error, self.since), time.monotonic()
                 eventlet.sleep(self.RETRY_SECONDS)
 
     def _follow(self, uri: str, name: str) -> None:
@@ -186,15 +191,17 @@ class Revocations(DependencyProvider):
                 log.info("revocations_current", users=len(self.list.users),
                          tokens=len(self.list.jtis))
                 last_prune = time.monotonic()
-                while self._running:
-                    try:
-                        conn.drain_events(timeout=1)
-                    except TimeoutError:
-                        conn.heartbeat_check()
-                    if time.monotonic() - last_prune > 60:
-                        self.list.prune()
-                        last_prune = time.monotonic()
-        self.current = False
+                try:
+                    while self._running:
+                        try:
+                            conn.drain_events(timeout=1)
+                        except TimeoutError:
+                            conn.heartbeat_check()
+                        if time.monotonic() - last_prune > 60:
+                            self.list.prune()
+                            last_prune = time.monotonic()
+                finally:
+                    self.current = False    # at once, not after closing the connection
 
     def _fetch(self, uri: str) -> list[dict]:
         from nameko.standalone.rpc import ClusterRpcProxy

@@ -4,8 +4,11 @@ the dead-letter exchange and queue, and nameko's ``rpc-<service>`` queues. Decla
 its queues exist; also read by the AsyncAPI generator.
 
 Every durable queue is a quorum queue (replicated to the cluster's nodes): events and
-RPC go on while one node of three is down. Reply queues stay nameko's own (one per
-caller, non-durable, expiring): a quorum queue cannot be exclusive or temporary.
+RPC go on while one node of three is down. That includes the reply queue of each service
+process that calls other services (``RpcProxy``: one ``rpc.reply-<service>-<uuid>`` per
+process, expiring when unused). Standalone callers (``ClusterRpcProxy``: the CLI, the
+health check, the revocation follower) keep nameko's exclusive reply queues, which go
+with their connection and are made again on the node it reconnects to.
 """
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ DLQ = "liandong.dead_letters"
 DELIVERY_LIMIT = 5  # a message redelivered this often goes to the DLQ (quorum queues)
 QUORUM = {"x-queue-type": "quorum"}
 RPC_QUEUE_TEMPLATE = "rpc-{}"    # nameko.rpc.RPC_QUEUE_TEMPLATE
+REPLY_QUEUE_EXPIRES_MS = 300_000  # nameko.rpc.RPC_REPLY_QUEUE_TTL: unused for 5 min, gone
 
 events_exchange = Exchange(EXCHANGE, type="topic", durable=True)
 dead_letter_exchange = Exchange(DLX, type="topic", durable=True)
@@ -57,6 +61,17 @@ def rpc_queue(service: str, exchange: Exchange) -> Queue:
     return Queue(RPC_QUEUE_TEMPLATE.format(service), exchange=exchange,
                  routing_key=f"{service}.*", durable=True, auto_delete=False,
                  queue_arguments=dict(QUORUM))
+
+
+def reply_queue(name: str, exchange: Exchange, routing_key: str) -> Queue:
+    """A service process's RPC reply queue (nameko's ``ReplyListener``), as a quorum
+    queue that the broker deletes once unused for 5 minutes. nameko declares it as a
+    durable classic queue, which lives on one node: while that node is down, declaring
+    it fails ("home node ... is down or inaccessible"), and with it the process's whole
+    consumer, its ``rpc-<service>`` queue included, until the node is back."""
+    return Queue(name, exchange=exchange, routing_key=routing_key, durable=True,
+                 auto_delete=False,
+                 queue_arguments={**QUORUM, "x-expires": REPLY_QUEUE_EXPIRES_MS})
 
 
 def declare(connection) -> None:

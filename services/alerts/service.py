@@ -20,7 +20,6 @@ import os
 from datetime import UTC, datetime, timedelta
 
 import structlog
-from nameko.rpc import RpcProxy
 from nameko.timer import timer
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
@@ -33,7 +32,7 @@ from shared.auth import require_role, verify_token
 from shared.errors import InvalidTransition
 from shared.logging import configure_logging
 from shared.messaging import backlog
-from shared.nameko_ext import Database, OutboxRelay, rpc
+from shared.nameko_ext import Database, OutboxRelay, RpcProxy, rpc
 from shared.revocations import Revocations
 from shared.tokenkeys import check_startup
 

@@ -14,7 +14,6 @@ from datetime import UTC, datetime
 
 import structlog
 from eventlet import tpool
-from nameko.rpc import RpcProxy
 from sqlalchemy import insert, select, update
 
 from services.documents import forms
@@ -23,7 +22,7 @@ from shared import blobstore, casefile
 from shared.auth import require_role, verify_token
 from shared.errors import InvalidInput, NotFound, bounded
 from shared.logging import configure_logging
-from shared.nameko_ext import Database, rpc
+from shared.nameko_ext import Database, RpcProxy, rpc
 from shared.revocations import Revocations
 from shared.tokenkeys import check_startup
 

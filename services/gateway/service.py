@@ -19,7 +19,6 @@ import structlog
 from eventlet import tpool
 from nameko.exceptions import RemoteError
 from nameko.extensions import DependencyProvider
-from nameko.rpc import RpcProxy
 from nameko.web.handlers import HttpRequestHandler
 from nameko.web.server import WebServer, WsgiApp
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -46,7 +45,7 @@ from shared.errors import (
     nul_free,
 )
 from shared.logging import configure_logging
-from shared.nameko_ext import Database, OutboxRelay, rpc
+from shared.nameko_ext import Database, OutboxRelay, RpcProxy, rpc
 from shared.procedure import Procedure
 from shared.tokenkeys import check_startup
 

@@ -18,6 +18,7 @@ from shared.auth import require_role, verify_token
 from shared.logging import configure_logging
 from shared.messaging import claim_many
 from shared.nameko_ext import Database, on_event, rpc
+from shared.revocations import Revocations
 from shared.tokenkeys import check_startup
 
 configure_logging("notifications")
@@ -37,6 +38,7 @@ def _now() -> datetime:
 class NotificationsService:
     name = "notifications"
     db = Database(st.store)
+    revocations = Revocations()      # refuses revoked tokens, fails closed
 
     @on_event(CONSUMER)
     def on_event(self, envelope):
@@ -124,5 +126,6 @@ class NotificationsService:
                 d.c.status == "pending", d.c.attempts >= domain.FAILING_AFTER)).scalar()
         return {"service": self.name, "outbox": {"unsent": counts.get("pending", 0)},
                 "deliveries": {"pending": counts.get("pending", 0),
-                               "sent": counts.get("sent", 0), "failing": failing}}
+                               "sent": counts.get("sent", 0), "failing": failing},
+                "revocations": self.revocations.status()}
 

@@ -149,6 +149,18 @@ class Console:
         return self.wait(lambda d: next((e for e in self.all(selector) if e.is_displayed()),
                                         False), f"{selector} visible", timeout)
 
+    def click(self, selector: str, timeout: float = WAIT, text: str | None = None):
+        """Click the visible element (with this text), again if the view re-rendered it
+        in between (the element found, then replaced by the next render, is stale)."""
+        def clicked(_):
+            e = next((e for e in self.all(selector)
+                      if e.is_displayed() and (text is None or e.text == text)), None)
+            if e is None:
+                return False
+            e.click()
+            return True
+        self.wait(clicked, f"{selector} clicked", timeout)
+
     def open(self, route: str):
         self.d.get(f"{self.base}/{route}")
 
@@ -189,7 +201,10 @@ class Console:
 
     # ------------------------------------------------------------------ session
     def sign_in(self, username: str):
-        if self.all("#logout") and self.css("#logout").is_displayed():
+        # the page may still be another stack's console (a module-scoped browser outlives
+        # the previous backend's gateway): sign out only on this stack's own page
+        here = self.d.current_url.startswith(self.base.rstrip("/") + "/")
+        if here and self.all("#logout") and self.css("#logout").is_displayed():
             self.css("#logout").click()
         else:
             self.open("#/login")

@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import quote
 
 import pytest
@@ -70,8 +71,11 @@ def test_help_of_every_command_and_subcommand(stack):
     from shared.cli import build_parser
     paths = command_paths(build_parser())
     assert ("keys", "rotate") in paths and ("outbox",) in paths   # the walk finds them
-    for path in paths:
-        out = cli(stack.env, *path, "--help", timeout=60)
+    # each --help is its own process, as an operator runs it; two at a time (the
+    # machine's two cores: it is start-up CPU, ~1 s each, ~70 commands)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        outs = list(pool.map(lambda path: cli(stack.env, *path, "--help", timeout=60), paths))
+    for path, out in zip(paths, outs, strict=True):
         ok(out, f"usage: liandong {' '.join(path)}".rstrip())
         described = out.stdout.split("\n\n", 1)[-1]
         assert "-h, --help" in described, path

@@ -34,7 +34,7 @@ def test_import_candidate_inquiry_answer(console, tmp_path, width):
 
     c.sign_in("procuratorate-lucheng")
     c.css("#nav a[data-nav=supervision]").click()
-    c.visible("#go-import").click()
+    c.click("#go-import")
     c.visible("#import-file").send_keys(str(path))
     c.css("#import-submit").click()
     c.wait(lambda d: c.all("#rejected-count") and c.css("#rejected-count").text == "2",
@@ -47,10 +47,10 @@ def test_import_candidate_inquiry_answer(console, tmp_path, width):
     c.screenshot(f"supervision-import-{width}")
 
     c.open("#/supervision")
-    link = c.wait(lambda d: next((a for a in c.all("#candidates a.case") if a.text == over[0]),
-                                 False), "the candidate in the list")
+    c.wait(lambda d: next((a for a in c.all("#candidates a.case") if a.text == over[0]),
+                          False), "the candidate in the list")
     assert {a.text for a in c.all("#candidates a.case")} >= set(over)
-    link.click()
+    c.click("#candidates a.case", text=over[0])
     c.visible("#open-inquiry")
     assert c.all("#matches li")
     c.screenshot(f"supervision-decision-{width}")
@@ -61,8 +61,7 @@ def test_import_candidate_inquiry_answer(console, tmp_path, width):
 
     c.sign_in("lucheng-head")
     c.css("#nav a[data-nav=supervision]").click()
-    c.wait(lambda d: next((a for a in c.all("#inquiries a.case") if a.text == over[0]), False),
-           "the inquiry addressed to the head").click()
+    c.click("#inquiries a.case", text=over[0])     # the inquiry addressed to the head
     form = c.action_form("reply")
     c.choose(c.field(form, "outcome", "select"), "决定移送")
     c.css('button[type="submit"]', form).click()

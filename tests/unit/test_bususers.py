@@ -117,3 +117,38 @@ def test_every_service_declares_its_rpc_queue_as_quorum():
     assert consumer.queue.queue_arguments["x-queue-type"] == "quorum"
     assert consumer.queue.exchange.name == "nameko-rpc"
     consumer.queue_consumer.register_provider.assert_called_once_with(consumer)
+
+
+# --- the reply queue of a service that calls others -----------------------------------
+
+def test_reply_queue_of_a_calling_service_is_a_quorum_queue_that_expires():
+    """A classic reply queue lives on one node: while that node is down, the process's
+    one nameko consumer (its rpc-<service> queue too) cannot reconnect at all."""
+    from shared.nameko_ext import ResilientReplyListener
+    listener = ResilientReplyListener()
+    listener.container = mock.Mock(service_name="gateway", config={})
+    listener.queue_consumer = mock.Mock()
+    listener.setup()
+    q = listener.queue
+    assert q.name.startswith("rpc.reply-gateway-") and q.routing_key == listener.routing_key
+    assert q.queue_arguments == {"x-queue-type": "quorum", "x-expires": 300_000}
+    assert q.durable and not q.exclusive and not q.auto_delete
+    assert q.exchange.name == "nameko-rpc"
+    listener.queue_consumer.register_provider.assert_called_once_with(listener)
+
+
+def test_every_service_calls_others_over_the_replicated_reply_queue():
+    import importlib
+
+    from nameko.rpc import RpcProxy as NamekoRpcProxy
+
+    from shared.nameko_ext import RpcProxy
+    callers = []
+    for name in SERVICES:
+        module = importlib.import_module(f"services.{name}.service")
+        for cls in [v for v in vars(module).values() if isinstance(v, type)]:
+            for attr, value in vars(cls).items():
+                if isinstance(value, NamekoRpcProxy):
+                    assert isinstance(value, RpcProxy), f"{name}: {cls.__name__}.{attr}"
+                    callers.append(name)
+    assert {"gateway", "alerts", "documents"} <= set(callers)

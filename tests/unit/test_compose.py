@@ -363,7 +363,7 @@ def test_dockerfile_image_shape():
     assert users and users[-1] not in ("root", "0"), "the image must run as a non-root user"
     assert ("WORKDIR", "/app") in instructions
     cmd = [args for instr, args in instructions if instr == "CMD"][-1]
-    assert "nameko run --config config.yaml" in cmd and "${SERVICE" in cmd, cmd
+    assert "exec python -m shared.serve --config config.yaml" in cmd and "${SERVICE" in cmd, cmd
 
 
 # --- docker compose itself (only where an engine answers) ----------------------------
