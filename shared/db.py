@@ -224,6 +224,8 @@ def dialect_insert(session):
 def _copy_text(value, column) -> str:
     """One value in COPY's text format (tab-separated, ``\\N`` for NULL)."""
     if value is None:
+        if isinstance(column.type, JSON) and not column.type.none_as_null:
+            return "null"     # as an INSERT stores None: JSON null, not SQL NULL
         return "\\N"
     if isinstance(column.type, JSON):
         value = json.dumps(value)

@@ -100,11 +100,17 @@ def test_rows_read_back_as_given(engine):
     assert read(engine) == utc(given)
 
 
+def null_docs(engine) -> list[int]:
+    """Rows whose JSON is SQL NULL (an INSERT stores None as JSON null)."""
+    with Session(engine) as s:
+        return list(s.execute(select(things.c.id).where(text("doc IS NULL"))).scalars())
+
+
 def test_same_as_an_insert_and_in_the_callers_transaction(engine):
     given = rows(engine.dialect.name)
     with Session(engine) as s, s.begin():
         s.execute(things.insert(), given)
-    by_insert = read(engine)
+    by_insert, nulls = read(engine), null_docs(engine)
     with Session(engine) as s, s.begin():
         s.execute(things.delete())
     with Session(engine) as s, s.begin():
@@ -115,6 +121,7 @@ def test_same_as_an_insert_and_in_the_callers_transaction(engine):
         insert_rows(s, things, given)
         insert_rows(s, things, [])
     assert read(engine) == by_insert
+    assert null_docs(engine) == nulls
 
 
 def test_a_duplicate_key_fails_the_transaction(engine):
