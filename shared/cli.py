@@ -400,11 +400,13 @@ def cmd_rebuild(args) -> int:
             export = getattr(rpc, name).export_events
             # the next page is read while the tracker applies this one (issue 16): the
             # producer's export and the tracker's apply run side by side, in order
-            reply = export.call_async(token, 0, args.page)
+            # raw: each envelope stays the JSON text the producer stored, parsed only by
+            # the tracker
+            reply = export.call_async(token, 0, args.page, True)
             with _progress(desc=f"{name:16s}") as bar:
                 while page := _call(reply.result):
-                    reply = export.call_async(token, page[-1]["id"], args.page)
-                    counts = _call(rpc.tracker.ingest, token, [p["envelope"] for p in page])
+                    reply = export.call_async(token, page[-1]["id"], args.page, True)
+                    counts = _call(rpc.tracker.ingest, token, [p["body"] for p in page])
                     for k, v in counts.items():
                         totals[k] = totals.get(k, 0) + v
                     bar.update(len(page))

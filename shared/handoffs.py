@@ -468,10 +468,11 @@ class HandoffService:
             return self.handoffs.verify(s, handoff_id)
 
     @rpc
-    def export_events(self, token, after_id=0, limit=500):
-        """This service's event history (its outbox), for rebuilding read models."""
+    def export_events(self, token, after_id=0, limit=500, raw=False):
+        """This service's event history (its outbox), for rebuilding read models
+        (``raw``: each envelope as its JSON text, ``{"id", "body"}``)."""
         require_role(verify_token(token), {"operator", "system"}, "export events")
-        return export(self.db, int(after_id), min(int(limit), 2000))
+        return export(self.db, int(after_id), min(int(limit), 2000), bool(raw))
 
     @rpc
     def recompute_deadlines(self, token, reason=None):

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Column, DateTime, String, Table, bindparam, func, insert, select, update
+from sqlalchemy import Column, DateTime, String, Table, bindparam, func, select, update
+
+from shared.db import insert_rows
 
 KIND = "criminal_referral"
 # the state an event enters -> the milestone it marks (first time only)
@@ -86,8 +88,7 @@ def write(session, table: Table, steps: list[dict]) -> None:
         updates.append({**merged, "county": row.get("county") or old["county"],
                         "offence": row.get("offence") or old["offence"],
                         "_id": handoff_id})
-    if inserts:
-        session.execute(insert(table), inserts)
+    insert_rows(session, table, inserts)
     if updates:
         session.execute(update(table).where(table.c.handoff_id == bindparam("_id")), updates)
 

@@ -3,6 +3,7 @@ order-checked by sequence) into its read model, raises deadline alerts once each
 a timer, and answers board, timeline and statistics queries for each role."""
 from __future__ import annotations
 
+import json
 import os
 from datetime import datetime, timedelta, timezone
 
@@ -190,8 +191,13 @@ class TrackerService:
 
     @rpc
     def ingest(self, token, envelopes):
-        """Apply a batch of events (a rebuild), with the same inbox and order rules."""
+        """Apply a batch of events (a rebuild), with the same inbox and order rules;
+        an envelope may come as its JSON text (a producer's raw export, passed on)."""
         require_role(verify_token(token), {"operator"}, "rebuild the tracker")
+        try:
+            envelopes = [json.loads(e) if isinstance(e, str) else e for e in envelopes]
+        except ValueError as exc:
+            raise InvalidInput("an envelope is not JSON", {"envelopes": [str(exc)]}) from None
         return self._apply(envelopes)
 
     @rpc

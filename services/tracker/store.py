@@ -33,7 +33,7 @@ from services.tracker import domain
 from services.tracker import outcomes as oc
 from shared import calendar
 from shared import envelope as env
-from shared.db import Store, dialect_insert, utc
+from shared.db import Store, dialect_insert, insert_rows, utc
 from shared.messaging import claim_many, messaging_tables, stage_many
 from shared.procedure import Procedure
 from shared.schemas.handoff import RECOMPUTE_COMMAND
@@ -218,8 +218,7 @@ def _now() -> datetime:
 
 
 # statements built once; executions pass parameters (executemany for a batch)
-_INSERT_HANDOFFS, _INSERT_TIMELINE, _INSERT_PARKED, _INSERT_UNITS = (
-    insert(handoffs), insert(timeline), insert(parked), insert(handoff_units))
+_INSERT_PARKED = insert(parked)
 _UPDATE_HANDOFFS = update(handoffs).where(handoffs.c.handoff_id == bindparam("_subject"))
 _DELETE_PARKED = delete(parked).where(parked.c.subject == bindparam("_subject"),
                                       parked.c.sequence == bindparam("_sequence"))
@@ -335,16 +334,13 @@ def _write(session, state, rows, steps, new_parked, unparked) -> None:
                if not state[subject]["exists"]]
     updates = [{**{k: v for k, v in row.items() if k != "created_at"}, "_subject": subject}
                for subject, row in rows.items() if state[subject]["exists"]]
-    if inserts:
-        session.execute(_INSERT_HANDOFFS, inserts)
+    insert_rows(session, handoffs, inserts)
     if updates:
         session.execute(_UPDATE_HANDOFFS, updates)
-    if steps:
-        session.execute(_INSERT_TIMELINE, steps)
+    insert_rows(session, timeline, steps)
     named = [{"handoff_id": subject, "unit": unit} for subject in rows
              for unit in sorted(state[subject]["units"] - state[subject]["named_before"])]
-    if named:
-        session.execute(_INSERT_UNITS, named)
+    insert_rows(session, handoff_units, named)
     if new_parked:
         now = _now()
         session.execute(_INSERT_PARKED, [
