@@ -268,7 +268,12 @@ class Relay:
 
 # --------------------------------------------------------------------------- inbox
 
-def claim_many(session, metadata: MetaData, consumer: str, envelopes: list[dict]) -> list[dict]:
+def _insert_many(session, table, rows: list[dict]) -> None:
+    session.execute(_insert(table), rows)
+
+
+def claim_many(session, metadata: MetaData, consumer: str, envelopes: list[dict],
+               bulk: bool = False) -> list[dict]:
     """Record that ``consumer`` applies ``envelopes`` in this transaction, in two
     statements; return those not applied before (a redelivery, or a copy twice in the
     batch, is left out: the caller changes nothing for it), in their order.
@@ -276,6 +281,12 @@ def claim_many(session, metadata: MetaData, consumer: str, envelopes: list[dict]
     Two copies handled at the same moment by two transactions both pass the check; the
     second commit fails on the primary key, its whole transaction rolls back, the
     message is requeued, and the retry sees the first one's row and leaves it out.
+
+    ``bulk``: write the rows with ``insert_rows`` (COPY on PostgreSQL, which blocks the
+    whole process while it runs). Only for a caller that serialises copies of an event
+    before this call (the tracker's subject locks): otherwise a second copy in the same
+    process would wait, blocking, on the first one's uncommitted row, and the first
+    could never commit — the process would hang.
     """
     if not envelopes:
         return []
@@ -290,7 +301,7 @@ def claim_many(session, metadata: MetaData, consumer: str, envelopes: list[dict]
             fresh.append(e)
     if fresh:
         now = utcnow()
-        insert_rows(session, inbox, [
+        (insert_rows if bulk else _insert_many)(session, inbox, [
             {"consumer": consumer, "event_id": e["id"], "type": e["type"],
              "subject": e["subject"], "sequence": e["sequence"], "received_at": now}
             for e in fresh])

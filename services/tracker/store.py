@@ -234,7 +234,7 @@ def apply_batch(session, envelopes: list[dict], consumer: str) -> dict[str, int]
     counts = {"applied": 0, "duplicate": 0, "stale": 0, "parked": 0}
     subjects = sorted({e["subject"] for e in envelopes})
     _lock_subjects(session, subjects)         # before the inbox: a copy waits, then dedups
-    fresh = claim_many(session, metadata, consumer, envelopes)
+    fresh = claim_many(session, metadata, consumer, envelopes, bulk=True)  # locked
     counts["duplicate"] = len(envelopes) - len(fresh)
     if not fresh:
         return counts
