@@ -68,16 +68,21 @@ def run(count: int = 3000, unique: float = 0.05, workers: int = 8) -> dict:
                         continue
                 with lock:
                     counts[out["outcome"]] = counts.get(out["outcome"], 0) + 1
-        started = time.perf_counter()
-        threads = [threading.Thread(target=worker) for _ in range(workers)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        seconds = time.perf_counter() - started
+        seconds = _in_threads(worker, workers)
         store.dispose()
     return {"alerts": count, "seconds": seconds, "alerts_per_s": count / seconds,
             "counts": counts, "unique": unique, "workers": workers}
+
+
+def _in_threads(worker, workers: int) -> float:
+    """Run ``worker`` in ``workers`` threads until all return; the wall seconds."""
+    started = time.perf_counter()
+    threads = [threading.Thread(target=worker) for _ in range(workers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return time.perf_counter() - started
 
 
 def http(count: int = 1000, workers: int = 8) -> dict:
@@ -126,13 +131,7 @@ def http(count: int = 1000, workers: int = 8) -> dict:
                     with lock:
                         statuses[status] = statuses.get(status, 0) + 1
                         latencies.append(seconds)
-        started = time.perf_counter()
-        threads = [threading.Thread(target=worker) for _ in range(workers)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        seconds = time.perf_counter() - started
+        seconds = _in_threads(worker, workers)
     latencies.sort()
     created = statuses.get(201, 0)
     return {"alerts": count, "created": created, "seconds": seconds,
