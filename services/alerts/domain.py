@@ -241,10 +241,9 @@ def escalate(rec: dict, miss: str, level: str, to_unit: str, due: str,
     state, step = procedure().advance(rec, "escalate", SYSTEM, {}, now)
     entry = {"miss": miss, "level": level, "escalated_to_unit": to_unit, "due": due,
              "at": now.isoformat()}
+    # the missed clock keeps running after the city level too: the task stays overdue on
+    # every board and 待办 until someone acts (``due_escalations`` makes each level once)
     new = {**rec, **state, "escalations": [*rec.get("escalations", []), entry]}
-    if level == "city":      # escalated as far as it goes: the clock stops, so the sweep
-        clocks = {k: v for k, v in new["clocks"].items() if k != miss}   # looks no more
-        new.update(clocks=clocks, deadline=procedure().next_deadline(clocks))
     details = {k: v for k, v in entry.items() if k != "at"}
     return new, {**step, "details": {**details, "domain": rec["domain"]}}
 

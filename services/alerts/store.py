@@ -167,9 +167,10 @@ def release_target(session, rec: dict) -> None:
 
 
 def overdue_records(session, now) -> list[dict]:
-    """Tasks that can still escalate whose earliest running deadline has passed (sweep
-    candidates). A miss escalated to the city stops its clock, so a task drops out once
-    nothing more can escalate (only a forgotten task's feedback clock keeps it here)."""
+    """Open tasks whose earliest running deadline has passed (sweep candidates). A miss
+    escalated to the city keeps its clock (the task shows overdue until someone acts),
+    so a neglected task stays a candidate with nothing more to escalate: the sweep's
+    cost is the number of open overdue tasks, not of the history."""
     now = now.astimezone(UTC)  # SQLite compares wall time
     t = handoffs.handoffs
     query = (select(t.c.doc).where(t.c.kind == domain.KIND,

@@ -231,8 +231,9 @@ def test_missed_ack_escalates_to_the_county_then_the_city_once_each():
     later = domain.due_escalations(rec, NOW + timedelta(minutes=61))
     assert later == [("acknowledgement", "city", "wenzhou-command", due)]
     rec, _ = domain.escalate(rec, *later[0], NOW + timedelta(minutes=61))
-    assert "acknowledgement" not in rec["clocks"]       # escalated as far as it goes
-    assert rec["deadline"]["id"] == "arrival"
+    # escalated as far as it goes: nothing more for the ack, but the task stays overdue
+    assert rec["deadline"]["id"] == "acknowledgement" and rec["deadline"]["due"] == due
+    assert domain.due_escalations(rec, NOW + timedelta(minutes=62)) == []
     assert domain.due_escalations(rec, NOW + timedelta(hours=5)) == [
         ("arrival", "county", "lucheng-command", rec["clocks"]["arrival"]["due"]),
         ("arrival", "city", "wenzhou-command", rec["clocks"]["arrival"]["due"])]
