@@ -28,7 +28,9 @@ log = structlog.get_logger(__name__)
 
 CONSUMER = "notifications.events"
 DELIVER_SECONDS = float(os.environ.get("NOTIFICATIONS_DELIVER_SECONDS", "1"))
-LEASE = timedelta(seconds=60)     # a delivery being sent is not taken by another replica
+# a delivery being sent is not taken by another replica (or this one restarted after a
+# crash) for this long: longer than any channel's send with its time-outs
+LEASE = timedelta(seconds=float(os.environ.get("NOTIFICATIONS_LEASE_SECONDS", "60")))
 
 
 def _now() -> datetime:
