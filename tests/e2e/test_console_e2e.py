@@ -460,11 +460,12 @@ def test_joint_action_acknowledged_in_the_command_view(console, web):
 
     c.sign_in("lucheng-command")
     c.css("#nav a[data-nav=command]").click()
-    row = c.visible(f'#joint-actions tr[data-handoff-id="{action["id"]}"]')
-    assert "0/2" in row.text
-    c.css("a.case", row).click()
-    recipient = c.visible('#recipients tr[data-recipient="lucheng-command"]')
-    assert recipient.get_attribute("data-status") == "dispatched"
+    # the command view re-renders as live updates arrive: every check is made on the
+    # elements as they are now (a wait retries an element a re-render replaced)
+    row = f'#joint-actions tr[data-handoff-id="{action["id"]}"]'
+    c.wait(lambda d: "0/2" in c.visible(row).text, "the action, 0/2 acknowledged")
+    c.click(f"{row} a.case")
+    c.visible('#recipients tr[data-recipient="lucheng-command"][data-status="dispatched"]')
     form = c.action_form("acknowledge")
     c.fill(c.field(form, "note", "textarea" if c.all('[data-field="note"] textarea', form)
                    else "input"), "收到，已安排两个中队")
@@ -475,12 +476,10 @@ def test_joint_action_acknowledged_in_the_command_view(console, web):
     c.sign_in("city")
     c.open(f"#/command/joint_action/{action['id']}")
     c.visible('#recipients tr[data-recipient="lucheng-command"][data-status="acknowledged"]')
-    assert c.css('#recipients tr[data-recipient="ouhai-command"]').get_attribute(
-        "data-status") == "dispatched"
+    c.visible('#recipients tr[data-recipient="ouhai-command"][data-status="dispatched"]')
     c.screenshot("joint-action")
     c.open("#/command")
-    row = c.visible(f'#joint-actions tr[data-handoff-id="{action["id"]}"]')
-    assert "1/2" in row.text
+    c.wait(lambda d: "1/2" in c.visible(row).text, "the action, 1/2 acknowledged")
     assert c.js_errors() == []
 
 
