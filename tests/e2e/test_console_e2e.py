@@ -111,6 +111,12 @@ def browser():
         driver.quit()
 
 
+def row_of(case_number: str, state: str) -> str:
+    """The board row's selector: the board re-renders as live updates arrive, so tests
+    read and click the row through its selector (an element found earlier may be gone)."""
+    return f'tr[data-case-number="{case_number}"][data-state="{state}"]'
+
+
 class Console:
     """The console as a user drives it: sign in, click, fill, wait, screenshot."""
 
@@ -394,9 +400,9 @@ def test_referral_through_the_console_changes_every_board(console, overdue_refer
 
     # the agency head sees it arrive, with the head's deadline, and approves it
     c.sign_in("lucheng-head")
-    row = c.board_row(number, "approval_requested")
-    assert "负责人审批" in row.text
-    c.css("a.case", row).click()
+    row = c.board_row(number, "approval_requested") and row_of(number, "approval_requested")
+    c.wait(lambda d: "负责人审批" in c.css(row).text, "the head's step on the row")
+    c.click(f"{row} a.case")
     form = c.action_form("approve")
     assert [d.get_attribute("data-action") for d in c.all("#actions details")] == [
         "approve", "refuse"]
@@ -409,14 +415,15 @@ def test_referral_through_the_console_changes_every_board(console, overdue_refer
 
     # the coordinator's board shows the new state and the 24-hour transfer deadline
     c.sign_in("coordinator")
-    row = c.board_row(number, "approved")
-    assert "批准后移送公安" in row.text
-    assert "soon" in c.css("td.left", row).get_attribute("class")     # under 24 h left
+    row = c.board_row(number, "approved") and row_of(number, "approved")
+    c.wait(lambda d: "批准后移送公安" in c.css(row).text and               # under 24 h left
+           "soon" in c.css(f"{row} td.left").get_attribute("class"), "the transfer deadline")
     c.css("#filter-q").clear()
     c.css("#board-refresh").click()
     c.wait(lambda d: d.execute_script("return location.hash") == "#/board", "the whole board")
-    late = c.board_row(overdue_referral, "approved")     # overdue: in red, time past due
-    assert "overdue" in late.get_attribute("class") and "超期" in c.css("td.left", late).text
+    late = c.board_row(overdue_referral, "approved") and row_of(overdue_referral, "approved")
+    c.wait(lambda d: "overdue" in c.css(late).get_attribute("class") and   # in red, time
+           "超期" in c.css(f"{late} td.left").text, "the overdue referral")  # past due
     c.css("#filter-q").clear()
     c.css("#board-refresh").click()
     c.wait(lambda d: len(c.all("#board-table tbody tr")) >= 2, "the whole board")
@@ -433,8 +440,9 @@ def test_referral_through_the_console_changes_every_board(console, overdue_refer
     c.css("#lang").click()
     c.wait(lambda d: c.css("#nav a[data-nav=board]").text == "Board", "English labels")
     c.open("#/board")
-    row = c.board_row(number, "approved")
-    assert "Approved" in row.text and "Transfer after approval" in row.text
+    row = c.board_row(number, "approved") and row_of(number, "approved")
+    c.wait(lambda d: "Approved" in c.css(row).text and
+           "Transfer after approval" in c.css(row).text, "the row in English")
     c.screenshot("board-en")
     c.css("#lang").click()
     c.wait(lambda d: c.css("#nav a[data-nav=board]").text == "案件看板", "Chinese again")
